@@ -1,0 +1,103 @@
+# podio-hook - see README.md.  `make`, `make check`, `make run`, `make bench`.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+MANDIR   = $(PREFIX)/share/man
+
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+
+# SANITIZE=1 builds everything with ASan + UBSan (own build dir).
+ifeq ($(SANITIZE),1)
+VARIANT   = san
+OPTFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined
+SANLDFLAGS = -fsanitize=address,undefined
+else
+VARIANT   = opt
+OPTFLAGS  = -O2 -g -D_FORTIFY_SOURCE=2
+SANLDFLAGS =
+endif
+
+BUILD   = build/$(VARIANT)
+# Diagnostics are cut to fixed buffers on purpose; paths that must not be
+# cut check snprintf's result instead.
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
+          -Wno-format-truncation
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags jansson fcgi 2>/dev/null)
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARN) -fstack-protector-strong \
+           -MMD -MP $(DEPCFLAGS)
+LDFLAGS ?=
+LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
+
+# libfcgi, iniparser and jansson are linked statically (Debian ships the .a
+# files) so the binary copied to a shared host needs only libc; libcurl is
+# never linked: it is dlopen()ed on first use.
+STATIC_LIBS = -Wl,-Bstatic -lfcgi -liniparser -ljansson -Wl,-Bdynamic
+TEST_LIBS   = -lcmocka -ljansson -liniparser
+
+LIB_SRC  = $(wildcard lib/*.c)
+FCGI_SRC = $(wildcard fcgi/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+FCGI_OBJ = $(FCGI_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC = $(wildcard tests/unit/*_test.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BIN = cgi-bin/podio-hook.cgi
+
+all: $(BIN)
+
+# Rebuild when the variant's flags change.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || \
+	  echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+
+$(BUILD)/%.o: %.c $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/podio-hook: $(LIB_OBJ) $(FCGI_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(STATIC_LIBS)
+
+# The deployable binary is the variant last built.
+$(BIN): $(BUILD)/podio-hook
+	cp $< $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
+
+unit: $(UNIT_BIN)
+
+check: all unit
+	tests/check $(BUILD)
+
+bench: all
+	bench/run $(BIN)
+
+run: 
+	tools/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/podio-hook
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/podio-hook \
+	      $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
+
+format:
+	clang-format -i lib/*.[ch] fcgi/*.[ch] tests/unit/*.c
+
+clean:
+	rm -rf build $(BIN) $(BIN).tmp
+
+.PHONY: all unit check bench run install uninstall format clean FORCE
+FORCE:
+
+-include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d)

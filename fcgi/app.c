@@ -1,0 +1,85 @@
+#include "app.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+
+/*
+ * Picks the config file.  Returns the path in buf, or -1 with the list of
+ * places tried in why.
+ */
+static int find_config(const struct app *a, char *buf, size_t size, char *why,
+		       size_t wsize)
+{
+	const char *env = getenv(CONFIG_ENV);
+	char exe[PATH_MAX];
+	if (a->config_opt != NULL || (env != NULL && env[0] != '\0')) {
+		/* Named explicitly: a missing file is an error, not a hint. */
+		snprintf(buf, size, "%s",
+			 a->config_opt != NULL ? a->config_opt : env);
+		return 0;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash != NULL)
+			slash[1] = '\0';
+		snprintf(buf, size, "%s%s", exe, CONFIG_BASENAME);
+		if (access(buf, F_OK) == 0)
+			return 0;
+	} else {
+		snprintf(buf, size, "(executable's folder unknown)");
+	}
+	snprintf(why, wsize, "no config file: tried --config, $%s, %s, /etc/%s",
+		 CONFIG_ENV, buf, CONFIG_BASENAME);
+	snprintf(buf, size, "/etc/%s", CONFIG_BASENAME);
+	return access(buf, F_OK) == 0 ? 0 : -1;
+}
+
+int app_load(struct app *a)
+{
+	char path[PATH_MAX];
+	char why[CONFIG_ERR_MAX];
+	char serr[SPOOL_ERR_MAX];
+	if (a->loaded)
+		return 0;
+	if (find_config(a, path, sizeof path, why, sizeof why) != 0) {
+		log_error("%s", why);
+		return -1;
+	}
+	if (config_load(&a->cfg, path, why) != 0) {
+		log_error("config: %s", why);
+		return -1;
+	}
+	if (spool_check_dir(a->cfg.spool_dir, serr) != 0) {
+		if (errno != ENOENT) {
+			log_error("config: %s", serr);
+			config_free(&a->cfg);
+			return -1;
+		}
+		/* Appends answer 503 until it exists: a spool error. */
+		log_warn("%s", serr);
+	}
+	log_set_level(a->cfg.log_level);
+	a->policy.allowed_hooks = (const char *const *)a->cfg.allowed_hooks;
+	a->policy.n_allowed = a->cfg.n_allowed;
+	a->policy.reject_unknown = a->cfg.reject_unknown;
+	a->spool.dir = a->cfg.spool_dir;
+	a->spool.sync = a->cfg.sync;
+	a->spool.file_mode = a->cfg.file_mode;
+	a->loaded = 1;
+	return 0;
+}
+
+void app_unload(struct app *a)
+{
+	if (a->loaded)
+		config_free(&a->cfg);
+	a->loaded = 0;
+}

@@ -1,0 +1,231 @@
+#include "serve.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "receive.h"
+
+/* Enough for a burst of Podio deliveries while a request is in flight. */
+#define LISTEN_BACKLOG 128
+
+int serve_is_fastcgi(int fd)
+{
+	int listening = 0;
+	socklen_t len = sizeof listening;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0)
+		return 0;
+	return listening != 0;
+}
+
+/* ---- CGI: the environment, fd 0 and fd 1 ---- */
+
+static const char *cgi_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static ssize_t cgi_read(void *ctx, char *buf, size_t len)
+{
+	(void)ctx;
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n;
+	}
+}
+
+static int cgi_write(void *ctx, const char *buf, size_t len)
+{
+	(void)ctx;
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int serve_cgi(struct app *a)
+{
+	const struct req_io io = {NULL, cgi_param, cgi_read, cgi_write};
+	/* The web server may close early; a failed write must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	receive(a, &io);
+	return 0;
+}
+
+/* ---- FastCGI via libfcgi ---- */
+
+static const char *fcgi_param(void *ctx, const char *name)
+{
+	FCGX_Request *req = ctx;
+	return FCGX_GetParam(name, req->envp);
+}
+
+static ssize_t fcgi_read(void *ctx, char *buf, size_t len)
+{
+	FCGX_Request *req = ctx;
+	/* FCGX_GetStr takes an int; ask in chunks it can express. */
+	int want = len > 1 << 30 ? 1 << 30 : (int)len;
+	int n = FCGX_GetStr(buf, want, req->in);
+	if (n == 0 && FCGX_GetError(req->in) != 0)
+		return -1;
+	return n;
+}
+
+static int fcgi_write(void *ctx, const char *buf, size_t len)
+{
+	FCGX_Request *req = ctx;
+	if (FCGX_PutStr(buf, (int)len, req->out) != (int)len)
+		return -1;
+	return 0;
+}
+
+/*
+ * Stop signals are blocked while a request is handled and unblocked only
+ * while waiting in accept, so one that arrives mid-request is delivered
+ * the moment the answer is out; the handler then has nothing to finish.
+ */
+static void on_stop(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
+static const int stop_signals[] = {SIGTERM, SIGUSR1, SIGINT, SIGHUP};
+
+static int install_stop(sigset_t *set)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0];
+	     i++)
+		sigaddset(set, stop_signals[i]);
+	sa.sa_mask = *set;
+	for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0];
+	     i++) {
+		if (sigaction(stop_signals[i], &sa, NULL) != 0)
+			return -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+int serve_fastcgi(struct app *a, int listen_fd)
+{
+	FCGX_Request req;
+	sigset_t stop;
+	if (install_stop(&stop) != 0 || FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&req, listen_fd, 0) != 0) {
+		log_error("cannot start the FastCGI loop: %s", strerror(errno));
+		return 1;
+	}
+	/* Load now so a bad config is logged at start, not at first use. */
+	app_load(a);
+	const struct req_io io = {&req, fcgi_param, fcgi_read, fcgi_write};
+	for (;;) {
+		sigprocmask(SIG_UNBLOCK, &stop, NULL);
+		int rc = FCGX_Accept_r(&req);
+		sigprocmask(SIG_BLOCK, &stop, NULL);
+		if (rc < 0) {
+			log_error("FastCGI accept failed: %s", strerror(-rc));
+			return 1;
+		}
+		receive(a, &io);
+		FCGX_Finish_r(&req);
+	}
+}
+
+/* ---- --listen ---- */
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		log_error("--listen %s: path too long", path);
+		return -1;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	/* Replace a stale socket, never a file of another kind. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    unlink(path) != 0) {
+		log_error("--listen %s: unlink: %s", path, strerror(errno));
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		log_error("--listen %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_tcp(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (colon == NULL || colon[1] == '\0') {
+		log_error("--listen %s: expected HOST:PORT, :PORT or a path",
+			  spec);
+		return -1;
+	}
+	size_t hlen = (size_t)(colon - spec);
+	if (hlen == 0) /* ":PORT" binds loopback only */
+		snprintf(host, sizeof host, "127.0.0.1");
+	else if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']')
+		snprintf(host, sizeof host, "%.*s", (int)hlen - 2, spec + 1);
+	else
+		snprintf(host, sizeof host, "%.*s", (int)hlen, spec);
+	struct addrinfo hints = {0};
+	struct addrinfo *ai;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (gai != 0) {
+		log_error("--listen %s: %s", spec, gai_strerror(gai));
+		return -1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		log_error("--listen %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+int serve_listen(const char *spec)
+{
+	if (strchr(spec, '/') != NULL)
+		return listen_unix(spec);
+	return listen_tcp(spec);
+}

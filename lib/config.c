@@ -1,0 +1,527 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <iniparser/iniparser.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Where a value parser says what is wrong with a value. */
+#define WHY_MAX 256
+
+typedef int (*parse_fn)(struct config *c, const char *val, char *why);
+
+static char *dup_or_null(const char *s)
+{
+	return s[0] != '\0' ? strdup(s) : NULL;
+}
+
+/* Stores a copy of val in *slot; "" becomes NULL.  -1 when out of memory. */
+static int set_str(char **slot, const char *val, char *why)
+{
+	free(*slot);
+	*slot = dup_or_null(val);
+	if (val[0] != '\0' && *slot == NULL) {
+		snprintf(why, WHY_MAX, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_bool(const char *val, int *out, char *why)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(val, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(val, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	snprintf(why, WHY_MAX, "expected yes or no, got '%s'", val);
+	return -1;
+}
+
+/* A decimal number in [lo, hi]. */
+static int parse_num(const char *val, unsigned long lo, unsigned long hi,
+		     unsigned long *out, char *why)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(val, &end, 10);
+	if (!isdigit((unsigned char)val[0]) || *end != '\0' || errno != 0 ||
+	    v < lo || v > hi) {
+		snprintf(why, WHY_MAX,
+			 "expected a number from %lu to %lu, got '%s'", lo, hi,
+			 val);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Makes a path absolute against the config file's folder. */
+static char *resolve(const struct config *c, const char *val)
+{
+	if (val[0] == '/')
+		return strdup(val);
+	const char *slash = strrchr(c->path, '/');
+	size_t dlen = (size_t)(slash - c->path);
+	size_t n = dlen + 1 + strlen(val) + 1;
+	char *p = malloc(n);
+	if (p != NULL)
+		snprintf(p, n, "%.*s/%s", (int)dlen, c->path, val);
+	return p;
+}
+
+static int set_path(const struct config *c, char **slot, const char *val,
+		    char *why)
+{
+	free(*slot);
+	*slot = NULL;
+	if (val[0] == '\0')
+		return 0;
+	*slot = resolve(c, val);
+	if (*slot == NULL) {
+		snprintf(why, WHY_MAX, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int p_spool_dir(struct config *c, const char *v, char *why)
+{
+	if (v[0] == '\0') {
+		snprintf(why, WHY_MAX, "must not be empty");
+		return -1;
+	}
+	return set_path(c, &c->spool_dir, v, why);
+}
+
+static int p_sync(struct config *c, const char *v, char *why)
+{
+	return parse_bool(v, &c->sync, why);
+}
+
+static int p_file_mode(struct config *c, const char *v, char *why)
+{
+	char *end;
+	errno = 0;
+	unsigned long m = strtoul(v, &end, 8);
+	if (v[0] < '0' || v[0] > '7' || *end != '\0' || errno != 0 ||
+	    m > 0777) {
+		snprintf(why, WHY_MAX,
+			 "expected an octal mode such as 0640, got '%s'", v);
+		return -1;
+	}
+	if ((m & 0600) != 0600) {
+		snprintf(why, WHY_MAX,
+			 "%s: the owner must be able to read and write", v);
+		return -1;
+	}
+	c->file_mode = (mode_t)m;
+	return 0;
+}
+
+static int p_secret(struct config *c, const char *v, char *why)
+{
+	return set_str(&c->secret, v, why);
+}
+
+static void free_hooks(struct config *c)
+{
+	for (size_t i = 0; i < c->n_allowed; i++)
+		free(c->allowed_hooks[i]);
+	free(c->allowed_hooks);
+	c->allowed_hooks = NULL;
+	c->n_allowed = 0;
+}
+
+/* Appends the hook id s[0..n), surrounding blanks trimmed. */
+static int add_hook(struct config *c, const char *s, size_t n, char *why)
+{
+	while (n > 0 && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			n = 0;
+	}
+	if (n == 0) {
+		snprintf(why, WHY_MAX,
+			 "expected comma-separated hook ids (digits)");
+		return -1;
+	}
+	char **grown =
+	    realloc(c->allowed_hooks, (c->n_allowed + 1) * sizeof *grown);
+	char *id = strndup(s, n);
+	if (grown != NULL)
+		c->allowed_hooks = grown;
+	if (grown == NULL || id == NULL) {
+		free(id);
+		snprintf(why, WHY_MAX, "out of memory");
+		return -1;
+	}
+	c->allowed_hooks[c->n_allowed++] = id;
+	return 0;
+}
+
+static int p_allowed_hooks(struct config *c, const char *v, char *why)
+{
+	free_hooks(c);
+	if (v[0] == '\0')
+		return 0;
+	for (;;) {
+		const char *comma = strchr(v, ',');
+		size_t n = comma != NULL ? (size_t)(comma - v) : strlen(v);
+		if (add_hook(c, v, n, why) != 0)
+			return -1;
+		if (comma == NULL)
+			return 0;
+		v = comma + 1;
+	}
+}
+
+static int p_max_body(struct config *c, const char *v, char *why)
+{
+	unsigned long n;
+	if (parse_num(v, 1, CONFIG_MAX_BODY_LIMIT, &n, why) != 0)
+		return -1;
+	c->max_body = n;
+	return 0;
+}
+
+static int p_unknown_types(struct config *c, const char *v, char *why)
+{
+	if (strcasecmp(v, "accept") == 0 || strcasecmp(v, "reject") == 0) {
+		c->reject_unknown = strcasecmp(v, "reject") == 0;
+		return 0;
+	}
+	snprintf(why, WHY_MAX, "expected accept or reject, got '%s'", v);
+	return -1;
+}
+
+static int p_api_url(struct config *c, const char *v, char *why)
+{
+	size_t n = strlen(v);
+	if (strncasecmp(v, "https://", 8) != 0 || n <= 8) {
+		snprintf(why, WHY_MAX, "expected an https:// URL, got '%s'", v);
+		return -1;
+	}
+	while (n > 8 && v[n - 1] == '/')
+		n--;
+	free(c->podio.api_url);
+	c->podio.api_url = strndup(v, n);
+	if (c->podio.api_url == NULL) {
+		snprintf(why, WHY_MAX, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+#define STR_KEY(field)                                                         \
+	static int p_##field(struct config *c, const char *v, char *why)       \
+	{                                                                      \
+		return set_str(&c->podio.field, v, why);                       \
+	}
+STR_KEY(client_id)
+STR_KEY(client_secret)
+STR_KEY(app_id)
+STR_KEY(app_token)
+STR_KEY(username)
+STR_KEY(password)
+
+static int p_timeout(struct config *c, const char *v, char *why)
+{
+	unsigned long n;
+	if (parse_num(v, 1, CONFIG_TIMEOUT_MAX, &n, why) != 0)
+		return -1;
+	c->podio.timeout = (int)n;
+	return 0;
+}
+
+static int p_ca_file(struct config *c, const char *v, char *why)
+{
+	return set_path(c, &c->podio.ca_file, v, why);
+}
+
+static int p_level(struct config *c, const char *v, char *why)
+{
+	if (log_level_parse(v, &c->log_level) == 0)
+		return 0;
+	snprintf(why, WHY_MAX, "expected error, warn, info or debug, got '%s'",
+		 v);
+	return -1;
+}
+
+static const struct key_spec {
+	const char *section;
+	const char *key;
+	parse_fn parse;
+	int holds_secret;
+} keys[] = {
+    {"spool", "dir", p_spool_dir, 0},
+    {"spool", "sync", p_sync, 0},
+    {"spool", "file_mode", p_file_mode, 0},
+    {"receiver", "secret", p_secret, 1},
+    {"receiver", "allowed_hooks", p_allowed_hooks, 0},
+    {"receiver", "max_body", p_max_body, 0},
+    {"receiver", "unknown_types", p_unknown_types, 0},
+    {"podio", "api_url", p_api_url, 0},
+    {"podio", "client_id", p_client_id, 0},
+    {"podio", "client_secret", p_client_secret, 1},
+    {"podio", "app_id", p_app_id, 0},
+    {"podio", "app_token", p_app_token, 1},
+    {"podio", "username", p_username, 0},
+    {"podio", "password", p_password, 1},
+    {"podio", "timeout", p_timeout, 0},
+    {"podio", "ca_file", p_ca_file, 0},
+    {"log", "level", p_level, 0},
+};
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static int known_section(const char *s)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strcmp(keys[i].section, s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static const struct key_spec *find_key(const char *sec, size_t slen,
+				       const char *key)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strlen(keys[i].section) == slen &&
+		    strncmp(keys[i].section, sec, slen) == 0 &&
+		    strcmp(keys[i].key, key) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* Trims blanks in place; returns the first non-blank. */
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/*
+ * The line on which [section] key (or, with key NULL, the section header)
+ * stands; 0 when it cannot be found.  iniparser keeps no line numbers, so
+ * the file is scanned again, only to name the line in an error.
+ */
+static int line_of(const char *path, const char *section, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	char cur[256] = "";
+	int line = 0;
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL) {
+		char *s = trim(buf);
+		line++;
+		if (s[0] == '[') {
+			char *close = strchr(s, ']');
+			if (close != NULL)
+				*close = '\0';
+			snprintf(cur, sizeof cur, "%s", trim(s + 1));
+			if (key == NULL && strcasecmp(cur, section) == 0)
+				goto found;
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (key == NULL || eq == NULL || strcasecmp(cur, section) != 0)
+			continue;
+		*eq = '\0';
+		if (strcasecmp(trim(s), key) == 0)
+			goto found;
+	}
+	line = 0;
+found:
+	fclose(f);
+	return line;
+}
+
+static int located(char *err, const struct config *c, const char *section,
+		   const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Formats "path:line: [section] key: <fmt>" into err; returns -1. */
+static int located(char *err, const struct config *c, const char *section,
+		   const char *key, const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_MAX / 2];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	int line = line_of(c->path, section, key);
+	char where[32] = "";
+	if (line > 0)
+		snprintf(where, sizeof where, ":%d", line);
+	snprintf(err, CONFIG_ERR_MAX, "%s%s: [%s]%s%s: %s", c->path, where,
+		 section, key != NULL ? " " : "", key != NULL ? key : "", msg);
+	return -1;
+}
+
+/* iniparser reports syntax errors through a callback; keep the first. */
+static char ini_error[CONFIG_ERR_MAX];
+
+static int capture_ini_error(const char *fmt, ...)
+{
+	va_list ap;
+	if (ini_error[0] != '\0')
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(ini_error, sizeof ini_error, fmt, ap);
+	va_end(ap);
+	for (char *p = ini_error; *p != '\0'; p++) {
+		if (*p == '\n')
+			*p = ' ';
+	}
+	return 0;
+}
+
+static void set_defaults(struct config *c)
+{
+	c->sync = 1;
+	c->file_mode = 0640;
+	c->max_body = 65536;
+	c->podio.timeout = CONFIG_TIMEOUT_DEFAULT;
+	c->log_level = LOG_INFO;
+}
+
+/* Applies one dictionary entry ("section" or "section:key"). */
+static int apply(struct config *c, const char *name, const char *val,
+		 int *secrets, char *err)
+{
+	char why[WHY_MAX];
+	const char *colon = strchr(name, ':');
+	if (colon == NULL) {
+		if (val != NULL) /* a key before any [section] */
+			return located(err, c, "", name,
+				       "key outside a section");
+		if (!known_section(name))
+			return located(err, c, name, NULL, "unknown section");
+		return 0;
+	}
+	size_t slen = (size_t)(colon - name);
+	char section[64];
+	snprintf(section, sizeof section, "%.*s", (int)slen, name);
+	const struct key_spec *k = find_key(name, slen, colon + 1);
+	if (k == NULL)
+		return located(err, c, section, colon + 1, "unknown key");
+	if (k->parse(c, val != NULL ? val : "", why) != 0)
+		return located(err, c, section, colon + 1, "%s", why);
+	if (k->holds_secret && val != NULL && val[0] != '\0')
+		*secrets = 1;
+	return 0;
+}
+
+static int load_dict(struct config *c, dictionary *d, int *secrets, char *err)
+{
+	for (ssize_t i = 0; i < d->size; i++) {
+		if (d->key[i] == NULL)
+			continue;
+		if (apply(c, d->key[i], d->val[i], secrets, err) != 0)
+			return -1;
+	}
+	if (c->spool_dir == NULL)
+		return located(err, c, "spool", "dir", "required");
+	return 0;
+}
+
+int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX])
+{
+	struct stat st;
+	int secrets = 0;
+	memset(c, 0, sizeof *c);
+	set_defaults(c);
+	if (stat(path, &st) != 0) {
+		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, CONFIG_ERR_MAX, "%s: not a regular file", path);
+		return -1;
+	}
+	c->path = realpath(path, NULL);
+	if (c->path == NULL) {
+		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ini_error[0] = '\0';
+	iniparser_set_error_callback(capture_ini_error);
+	dictionary *d = iniparser_load(c->path);
+	int rc = -1;
+	if (d == NULL || ini_error[0] != '\0') {
+		snprintf(err, CONFIG_ERR_MAX, "%s: %s", c->path,
+			 ini_error[0] != '\0' ? ini_error : "cannot be read");
+	} else {
+		rc = load_dict(c, d, &secrets, err);
+	}
+	if (d != NULL)
+		iniparser_freedict(d);
+	if (rc != 0) {
+		config_free(c);
+		return -1;
+	}
+	if (c->podio.api_url == NULL &&
+	    (c->podio.api_url = strdup("https://api.podio.com")) == NULL) {
+		snprintf(err, CONFIG_ERR_MAX, "out of memory");
+		config_free(c);
+		return -1;
+	}
+	if (secrets && (st.st_mode & S_IROTH) != 0)
+		log_warn("config holds secrets and is readable by others: "
+			 "chmod o-r %s",
+			 c->path);
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	free(c->path);
+	free(c->spool_dir);
+	free(c->secret);
+	free_hooks(c);
+	free(c->podio.api_url);
+	free(c->podio.client_id);
+	free(c->podio.client_secret);
+	free(c->podio.app_id);
+	free(c->podio.app_token);
+	free(c->podio.username);
+	free(c->podio.password);
+	free(c->podio.ca_file);
+	memset(c, 0, sizeof *c);
+}
+
+int config_has_credentials(const struct config *c)
+{
+	const struct podio_conf *p = &c->podio;
+	if (p->client_id == NULL || p->client_secret == NULL)
+		return 0;
+	return (p->app_id != NULL && p->app_token != NULL) ||
+	       (p->username != NULL && p->password != NULL);
+}

@@ -1,0 +1,70 @@
+/*
+ * config.h - the INI configuration (SPEC section 7), read with iniparser.
+ *
+ * Every key is known: an unknown section or key, or a value that does not
+ * parse, is an error naming the file, the line where it can be found, and
+ * the key.  Relative paths are taken relative to the config file's folder.
+ * Which file to read is the caller's business (fcgi/ resolves --config,
+ * $PODIO_HOOK_CONFIG and the default places).
+ */
+#ifndef PODIO_CONFIG_H
+#define PODIO_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+/* Room for "path:line: [section] key: why". */
+#define CONFIG_ERR_MAX 1024
+
+/*
+ * Podio waits 15 s for an answer; the whole verification (token plus
+ * validate) must leave time to spool and answer.
+ */
+#define CONFIG_TIMEOUT_MAX     14
+#define CONFIG_TIMEOUT_DEFAULT 10
+
+/* An event is a few hundred bytes; this bounds what max_body may allow. */
+#define CONFIG_MAX_BODY_LIMIT (16u * 1024u * 1024u)
+
+struct podio_conf {
+	char *api_url; /* no trailing '/' */
+	char *client_id;
+	char *client_secret;
+	char *app_id;
+	char *app_token;
+	char *username;
+	char *password;
+	char *ca_file; /* absolute, or NULL */
+	int timeout;   /* seconds, 1..CONFIG_TIMEOUT_MAX */
+};
+
+struct config {
+	char *path;	      /* the file, as an absolute path */
+	char *spool_dir;      /* absolute */
+	int sync;	      /* default 1 */
+	mode_t file_mode;     /* default 0640 */
+	char *secret;	      /* NULL when empty */
+	char **allowed_hooks; /* n_allowed strings of digits */
+	size_t n_allowed;
+	size_t max_body;    /* default 65536 */
+	int reject_unknown; /* unknown_types = reject */
+	struct podio_conf podio;
+	enum log_level log_level; /* default LOG_INFO */
+};
+
+/*
+ * Reads path into *c (which needs no initialisation).  Returns 0, or -1
+ * with the reason in err and *c left empty (config_free is harmless).
+ * Warns through log.h when the file holds a secret and others may read it.
+ */
+int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX]);
+
+/* Releases what config_load allocated and empties *c. */
+void config_free(struct config *c);
+
+/* 1 when every credential needed for an OAuth grant is set. */
+int config_has_credentials(const struct config *c);
+
+#endif
