@@ -394,7 +394,16 @@ static int capture_ini_error(const char *fmt, ...)
 	if (ini_error[0] != '\0')
 		return 0;
 	va_start(ap, fmt);
-	vsnprintf(ini_error, sizeof ini_error, fmt, ap);
+	if (strstr(fmt, "syntax error") != NULL) {
+		/* "iniparser: syntax error in %s (%d):\n-> %s\n" */
+		const char *path = va_arg(ap, const char *);
+		int line = va_arg(ap, int);
+		const char *text = va_arg(ap, const char *);
+		snprintf(ini_error, sizeof ini_error,
+			 "%s:%d: syntax error: %s", path, line, text);
+	} else {
+		vsnprintf(ini_error, sizeof ini_error, fmt, ap);
+	}
 	va_end(ap);
 	for (char *p = ini_error; *p != '\0'; p++) {
 		if (*p == '\n')
@@ -476,8 +485,11 @@ int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX])
 	dictionary *d = iniparser_load(c->path);
 	int rc = -1;
 	if (d == NULL || ini_error[0] != '\0') {
-		snprintf(err, CONFIG_ERR_MAX, "%s: %s", c->path,
-			 ini_error[0] != '\0' ? ini_error : "cannot be read");
+		if (ini_error[0] != '\0')
+			snprintf(err, CONFIG_ERR_MAX, "%s", ini_error);
+		else
+			snprintf(err, CONFIG_ERR_MAX, "%s: cannot be read",
+				 c->path);
 	} else {
 		rc = load_dict(c, d, &secrets, err);
 	}
