@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/http.h"
 #include "../lib/log.h"
 
 /*
@@ -73,13 +74,28 @@ int app_load(struct app *a)
 	a->spool.dir = a->cfg.spool_dir;
 	a->spool.sync = a->cfg.sync;
 	a->spool.file_mode = a->cfg.file_mode;
+	char cache[PATH_MAX];
+	snprintf(cache, sizeof cache, "%s/%s", a->cfg.spool_dir,
+		 TOKEN_CACHE_NAME);
+	podio_init(&a->podio, &a->cfg.podio, cache);
+	const char *lib = getenv(LIBCURL_ENV);
+	if (lib != NULL && lib[0] != '\0')
+		http_set_library(lib);
 	a->loaded = 1;
 	return 0;
 }
 
+int app_is_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && n <= 20 && s[n] == '\0';
+}
+
 void app_unload(struct app *a)
 {
-	if (a->loaded)
+	if (a->loaded) {
+		podio_free(&a->podio);
 		config_free(&a->cfg);
+	}
 	a->loaded = 0;
 }

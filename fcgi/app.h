@@ -8,6 +8,7 @@
 
 #include "../lib/config.h"
 #include "../lib/event.h"
+#include "../lib/podio.h"
 #include "../lib/spool.h"
 
 #define PODIO_HOOK_VERSION "0.1.0"
@@ -15,6 +16,10 @@
 /* The config file's name beside the executable and in /etc. */
 #define CONFIG_BASENAME "podio-hook.ini"
 #define CONFIG_ENV	"PODIO_HOOK_CONFIG"
+/* Overrides the libcurl that is loaded on first use (default libcurl.so.4). */
+#define LIBCURL_ENV "PODIO_HOOK_LIBCURL"
+/* The token cache in the spool directory: a dotfile, never *.jsonl. */
+#define TOKEN_CACHE_NAME ".podio-token"
 
 struct app {
 	const char *config_opt; /* --config, or NULL */
@@ -22,6 +27,7 @@ struct app {
 	struct config cfg;
 	struct event_policy policy;
 	struct spool spool;
+	struct podio podio; /* valid with loaded: tokens outlive requests */
 };
 
 /*
@@ -31,6 +37,9 @@ struct app {
  * or -1 after logging why (naming every path tried).
  */
 int app_load(struct app *a);
+
+/* 1 when s is a non-empty string of at most 20 digits (a Podio id). */
+int app_is_id(const char *s);
 
 /* Forgets the loaded config. */
 void app_unload(struct app *a);

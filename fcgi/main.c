@@ -12,6 +12,7 @@
 
 #include "../lib/log.h"
 #include "app.h"
+#include "hookcmd.h"
 #include "serve.h"
 
 static const char usage_text[] =
@@ -22,7 +23,13 @@ static const char usage_text[] =
     "standard input) it receives Podio webhooks and spools each event.\n"
     "\n"
     "commands:\n"
-    "  check            validate the config and that the spool is writable\n"
+    "  check            validate the config, that the spool is writable\n"
+    "                   and, with credentials, that they authenticate\n"
+    "  hook create REF_TYPE REF_ID TYPE URL   register a hook and request\n"
+    "                   its verification (prints the hook id)\n"
+    "  hook list [--json] REF_TYPE REF_ID     list hooks\n"
+    "  hook delete HOOK_ID    hook verify HOOK_ID    hook validate HOOK_ID "
+    "CODE\n"
     "  --listen ADDR    serve FastCGI on ADDR (':PORT' binds 127.0.0.1)\n"
     "  --help           this text\n"
     "  --version        the version\n"
@@ -69,7 +76,7 @@ static int cmd_check(struct app *a)
 		return 1;
 	printf("config %s: ok\nspool %s: writable\n", a->cfg.path,
 	       a->cfg.spool_dir);
-	return 0;
+	return hookcmd_check_auth(a);
 }
 
 static int cmd_listen(struct app *a, const char *spec)
@@ -118,6 +125,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
 		return cmd_check(&a);
+	if (strcmp(argv[i], "hook") == 0)
+		return hookcmd_main(&a, argc - i, argv + i);
 	fprintf(stderr, "podio-hook: unknown command '%s'\n", argv[i]);
 	return usage(stderr, 2);
 }

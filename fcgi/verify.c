@@ -2,27 +2,51 @@
 
 #include <stdio.h>
 
+#include "../lib/http.h"
 #include "../lib/log.h"
+
+static void skipped(struct verify_result *out, const char *hook,
+		    const char *why)
+{
+	out->status = "skipped";
+	snprintf(out->detail, sizeof out->detail,
+		 "%s; validate later with 'podio-hook hook validate %s CODE'",
+		 why, hook);
+	log_info("hook.verify spooled unvalidated hook_id=%s reason=\"%s\"",
+		 hook, why);
+}
 
 void verify_hook(struct app *a, const struct form *params,
 		 struct verify_result *out)
 {
-	const struct form_field *hook = form_get(params, "hook_id");
+	/* event_check guarantees both are present and non-empty. */
+	const char *hook = form_get(params, "hook_id")->val;
+	const char *code = form_get(params, "code")->val;
 	if (!config_has_credentials(&a->cfg)) {
-		out->status = "skipped";
-		snprintf(out->detail, sizeof out->detail,
-			 "no Podio credentials configured; validate later with "
-			 "'podio-hook hook validate %s CODE'",
-			 hook != NULL ? hook->val : "HOOK_ID");
-		log_info("hook.verify spooled unvalidated hook_id=%s "
-			 "reason=\"no credentials\"",
-			 hook != NULL ? hook->val : "-");
+		skipped(out, hook, "no Podio credentials configured");
 		return;
 	}
-	/* The Podio API client arrives with issue 3. */
-	out->status = "skipped";
-	snprintf(out->detail, sizeof out->detail,
-		 "this build has no Podio API client; validate later with "
-		 "'podio-hook hook validate %s CODE'",
-		 hook != NULL ? hook->val : "HOOK_ID");
+	if (!app_is_id(hook)) {
+		out->status = "failed";
+		snprintf(out->detail, sizeof out->detail,
+			 "hook_id is not a number");
+		log_warn("hook.verify failed hook_id=? reason=\"%s\"",
+			 out->detail);
+		return;
+	}
+	podio_begin(&a->podio, a->cfg.podio.timeout);
+	if (podio_validate(&a->podio, hook, code) == 0) {
+		out->status = "validated";
+		out->detail[0] = '\0';
+		log_info("hook.verify validated hook_id=%s", hook);
+		return;
+	}
+	if (!http_loaded()) {
+		skipped(out, hook, a->podio.err);
+		return;
+	}
+	out->status = "failed";
+	snprintf(out->detail, sizeof out->detail, "%s", a->podio.err);
+	log_warn("hook.verify failed hook_id=%s reason=\"%s\"", hook,
+		 a->podio.err);
 }

@@ -399,8 +399,8 @@ static int capture_ini_error(const char *fmt, ...)
 		const char *path = va_arg(ap, const char *);
 		int line = va_arg(ap, int);
 		const char *text = va_arg(ap, const char *);
-		snprintf(ini_error, sizeof ini_error,
-			 "%s:%d: syntax error: %s", path, line, text);
+		snprintf(ini_error, sizeof ini_error, "%s:%d: syntax error: %s",
+			 path, line, text);
 	} else {
 		vsnprintf(ini_error, sizeof ini_error, fmt, ap);
 	}

@@ -1,0 +1,390 @@
+#include "podio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+
+/* A form body of credentials: a few hundred bytes in practice. */
+#define FORM_BODY_MAX 4096
+
+void podio_init(struct podio *p, const struct podio_conf *conf,
+		const char *cache_path)
+{
+	memset(p, 0, sizeof *p);
+	p->conf = conf;
+	if (cache_path != NULL)
+		p->cache_path = strdup(cache_path);
+	podio_begin(p, conf->timeout);
+}
+
+static void token_clear(struct podio_token *t)
+{
+	free(t->access);
+	free(t->refresh);
+	memset(t, 0, sizeof *t);
+}
+
+void podio_free(struct podio *p)
+{
+	token_clear(&p->tok);
+	free(p->cache_path);
+	memset(p, 0, sizeof *p);
+}
+
+void podio_begin(struct podio *p, int seconds)
+{
+	clock_gettime(CLOCK_MONOTONIC, &p->deadline);
+	p->deadline.tv_sec += seconds;
+}
+
+static long remaining_ms(const struct podio *p)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(p->deadline.tv_sec - now.tv_sec) * 1000 +
+	       (p->deadline.tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* ---- errors ---- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s != NULL ? s : "";
+}
+
+/* Describes a non-2xx answer in p->err: Podio's JSON, or the page's start. */
+static void describe(struct podio *p, const struct http_response *res,
+		     const json_t *j)
+{
+	if (json_is_object(j)) {
+		snprintf(p->err, sizeof p->err, "HTTP %ld: %s%s%s", res->status,
+			 jstr(j, "error"),
+			 jstr(j, "error_description")[0] != '\0' ? ": " : "",
+			 jstr(j, "error_description"));
+		return;
+	}
+	char start[120] = "";
+	size_t k = 0;
+	for (size_t i = 0;
+	     res->body != NULL && i < res->body_len && k + 1 < sizeof start;
+	     i++) {
+		unsigned char c = (unsigned char)res->body[i];
+		if (c < 0x20 || c == 0x7f)
+			c = ' ';
+		if (c == ' ' && (k == 0 || start[k - 1] == ' '))
+			continue;
+		start[k++] = (char)c;
+	}
+	start[k] = '\0';
+	snprintf(p->err, sizeof p->err, "HTTP %ld: non-JSON answer: %s",
+		 res->status, k > 0 ? start : "(empty)");
+}
+
+static int token_rejected(long status, const json_t *j)
+{
+	if (status != 401)
+		return 0;
+	const char *e = jstr(j, "error");
+	const char *d = jstr(j, "error_description");
+	return strstr(e, "expired_token") != NULL ||
+	       strstr(e, "invalid_token") != NULL ||
+	       strstr(d, "expired_token") != NULL ||
+	       strstr(d, "invalid_token") != NULL;
+}
+
+/*
+ * Sends one request within the deadline.  Returns the parsed answer body
+ * (may be NULL) in *j; 0 on 2xx, -1 otherwise with p->err set.
+ */
+static int send_req(struct podio *p, struct http_request *req, json_t **j)
+{
+	struct http_response res;
+	*j = NULL;
+	p->status = 0;
+	p->timed_out = 0;
+	req->timeout_ms = remaining_ms(p);
+	req->ca_file = p->conf->ca_file;
+	if (req->timeout_ms <= 0) {
+		p->timed_out = 1;
+		snprintf(p->err, sizeof p->err, "timed out before %s %s",
+			 req->method, req->url);
+		return -1;
+	}
+	if (http_perform(req, &res) != 0) {
+		p->timed_out = res.timed_out;
+		snprintf(p->err, sizeof p->err, "%s %s: %s", req->method,
+			 req->url, res.error);
+		http_response_free(&res);
+		return -1;
+	}
+	p->status = res.status;
+	if (res.body_len > 0)
+		*j = json_loadb(res.body, res.body_len, 0, NULL);
+	int ok = res.status >= 200 && res.status <= 299;
+	if (!ok)
+		describe(p, &res, *j);
+	if (res.status == 420)
+		log_warn("Podio rate limit reached limit=%s remaining=%s",
+			 res.rate_limit[0] != '\0' ? res.rate_limit : "-",
+			 res.rate_remaining[0] != '\0' ? res.rate_remaining
+						       : "-");
+	http_response_free(&res);
+	return ok ? 0 : -1;
+}
+
+/* ---- tokens ---- */
+
+static void now_s(long long *out)
+{
+	*out = (long long)time(NULL);
+}
+
+static int token_fresh(const struct podio_token *t)
+{
+	long long now;
+	now_s(&now);
+	return t->access != NULL && t->expires_at - PODIO_TOKEN_MARGIN_S > now;
+}
+
+/* Whose token: a cached token from other credentials is not ours. */
+static void token_owner(const struct podio *p, char *buf, size_t n)
+{
+	const struct podio_conf *c = p->conf;
+	if (c->app_id != NULL)
+		snprintf(buf, n, "%s app %s", c->client_id, c->app_id);
+	else
+		snprintf(buf, n, "%s user %s", c->client_id,
+			 c->username != NULL ? c->username : "");
+}
+
+static void cache_load(struct podio *p)
+{
+	char owner[512];
+	if (p->cache_path == NULL)
+		return;
+	json_t *j = json_load_file(p->cache_path, 0, NULL);
+	token_owner(p, owner, sizeof owner);
+	if (json_is_object(j) && strcmp(jstr(j, "owner"), owner) == 0 &&
+	    jstr(j, "access_token")[0] != '\0') {
+		token_clear(&p->tok);
+		p->tok.access = strdup(jstr(j, "access_token"));
+		if (jstr(j, "refresh_token")[0] != '\0')
+			p->tok.refresh = strdup(jstr(j, "refresh_token"));
+		p->tok.expires_at =
+		    json_integer_value(json_object_get(j, "expires_at"));
+	}
+	json_decref(j);
+}
+
+/* Writes the token file: a temporary file of mode 0600, then rename. */
+static void cache_store(struct podio *p)
+{
+	char owner[512];
+	char tmp[4096];
+	if (p->cache_path == NULL || p->tok.access == NULL)
+		return;
+	token_owner(p, owner, sizeof owner);
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s?, s:I}", "owner", owner, "access_token",
+		      p->tok.access, "refresh_token", p->tok.refresh,
+		      "expires_at", (json_int_t)p->tok.expires_at);
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", p->cache_path);
+	int fd = j != NULL ? mkstemp(tmp) : -1;
+	int ok = fd >= 0 && fchmod(fd, 0600) == 0 &&
+		 json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0;
+	if (fd >= 0 && close(fd) != 0)
+		ok = 0;
+	if (ok && rename(tmp, p->cache_path) != 0)
+		ok = 0;
+	if (!ok) {
+		log_warn("cannot cache the Podio token in %s: %s",
+			 p->cache_path, strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
+	}
+	json_decref(j);
+}
+
+/* Asks /oauth/token with the configured grant, or a refresh. */
+static int grant(struct podio *p, int use_refresh)
+{
+	const struct podio_conf *c = p->conf;
+	char body[FORM_BODY_MAX];
+	char url[1024];
+	size_t used = 0;
+	int bad = 0;
+	body[0] = '\0';
+	if (use_refresh) {
+		bad |= http_form_append(body, sizeof body, &used, "grant_type",
+					"refresh_token");
+		bad |= http_form_append(body, sizeof body, &used,
+					"refresh_token", p->tok.refresh);
+	} else if (c->app_id != NULL && c->app_token != NULL) {
+		bad |= http_form_append(body, sizeof body, &used, "grant_type",
+					"app");
+		bad |= http_form_append(body, sizeof body, &used, "app_id",
+					c->app_id);
+		bad |= http_form_append(body, sizeof body, &used, "app_token",
+					c->app_token);
+	} else if (c->username != NULL && c->password != NULL) {
+		bad |= http_form_append(body, sizeof body, &used, "grant_type",
+					"password");
+		bad |= http_form_append(body, sizeof body, &used, "username",
+					c->username);
+		bad |= http_form_append(body, sizeof body, &used, "password",
+					c->password);
+	} else {
+		snprintf(p->err, sizeof p->err,
+			 "no Podio credentials configured");
+		return -1;
+	}
+	if (c->client_id == NULL || c->client_secret == NULL) {
+		snprintf(p->err, sizeof p->err,
+			 "client_id and client_secret are required");
+		return -1;
+	}
+	bad |= http_form_append(body, sizeof body, &used, "client_id",
+				c->client_id);
+	bad |= http_form_append(body, sizeof body, &used, "client_secret",
+				c->client_secret);
+	if (bad) {
+		snprintf(p->err, sizeof p->err, "credentials too long");
+		return -1;
+	}
+	snprintf(url, sizeof url, "%s/oauth/token", c->api_url);
+	struct http_request req = {
+	    .method = "POST",
+	    .url = url,
+	    .content_type = "application/x-www-form-urlencoded",
+	    .body = body,
+	    .body_len = used,
+	};
+	json_t *j;
+	int rc = send_req(p, &req, &j);
+	if (rc == 0 && jstr(j, "access_token")[0] == '\0') {
+		snprintf(p->err, sizeof p->err,
+			 "token answer without access_token");
+		rc = -1;
+	}
+	if (rc == 0) {
+		long long now;
+		now_s(&now);
+		json_int_t ttl =
+		    json_integer_value(json_object_get(j, "expires_in"));
+		token_clear(&p->tok);
+		p->tok.access = strdup(jstr(j, "access_token"));
+		if (jstr(j, "refresh_token")[0] != '\0')
+			p->tok.refresh = strdup(jstr(j, "refresh_token"));
+		p->tok.expires_at = now + (ttl > 0 ? ttl : 0);
+		if (p->tok.access == NULL) {
+			snprintf(p->err, sizeof p->err, "out of memory");
+			rc = -1;
+		} else {
+			cache_store(p);
+		}
+	} else {
+		size_t n = strlen(p->err);
+		snprintf(p->err + n, sizeof p->err - n, " (token request)");
+	}
+	json_decref(j);
+	return rc;
+}
+
+/*
+ * A new token after an old one expired or was rejected: refresh_token when
+ * there is one (falling back to a new grant if Podio refuses it, but not
+ * after a timeout), else a new grant.
+ */
+static int renew(struct podio *p)
+{
+	if (p->tok.refresh != NULL) {
+		if (grant(p, 1) == 0)
+			return 0;
+		if (p->timed_out)
+			return -1;
+	}
+	return grant(p, 0);
+}
+
+static int ensure_token(struct podio *p)
+{
+	if (token_fresh(&p->tok))
+		return 0;
+	cache_load(p);
+	if (token_fresh(&p->tok))
+		return 0;
+	return p->tok.access != NULL ? renew(p) : grant(p, 0);
+}
+
+int podio_authenticate(struct podio *p)
+{
+	return grant(p, 0);
+}
+
+static int call_once(struct podio *p, const char *method, const char *url,
+		     const char *body, json_t **j)
+{
+	struct http_request req = {
+	    .method = method,
+	    .url = url,
+	    .content_type = body != NULL ? "application/json" : NULL,
+	    .body = body,
+	    .body_len = body != NULL ? strlen(body) : 0,
+	    .oauth_token = p->tok.access,
+	};
+	return send_req(p, &req, j);
+}
+
+int podio_call(struct podio *p, const char *method, const char *path,
+	       json_t *body, json_t **out)
+{
+	char url[2048];
+	char *text = NULL;
+	json_t *j = NULL;
+	int rc = -1;
+	if (out != NULL)
+		*out = NULL;
+	snprintf(url, sizeof url, "%s%s", p->conf->api_url, path);
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		snprintf(p->err, sizeof p->err, "out of memory");
+		return -1;
+	}
+	if (ensure_token(p) == 0) {
+		rc = call_once(p, method, url, text, &j);
+		if (rc != 0 && token_rejected(p->status, j)) {
+			log_info("Podio token rejected; renewing it once");
+			json_decref(j);
+			j = NULL;
+			if (renew(p) == 0)
+				rc = call_once(p, method, url, text, &j);
+		}
+	}
+	free(text);
+	if (rc == 0 && out != NULL)
+		*out = j;
+	else
+		json_decref(j);
+	return rc;
+}
+
+int podio_validate(struct podio *p, const char *hook_id, const char *code)
+{
+	char path[256];
+	snprintf(path, sizeof path, "/hook/%s/verify/validate", hook_id);
+	json_t *body = json_pack("{s:s}", "code", code);
+	if (body == NULL) {
+		snprintf(p->err, sizeof p->err, "out of memory");
+		return -1;
+	}
+	int rc = podio_call(p, "POST", path, body, NULL);
+	json_decref(body);
+	return rc;
+}
