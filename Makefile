@@ -79,8 +79,11 @@ check: all unit
 bench: all
 	bench/run $(BIN)
 
-run: 
+run:
 	tools/run
+
+stop:
+	tools/stop-run
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin
@@ -97,7 +100,7 @@ format:
 clean:
 	rm -rf build $(BIN) $(BIN).tmp
 
-.PHONY: all unit check bench run install uninstall format clean FORCE
+.PHONY: all unit check bench run stop install uninstall format clean FORCE
 FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d)
