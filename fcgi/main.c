@@ -12,6 +12,7 @@
 
 #include "../lib/log.h"
 #include "app.h"
+#include "drain.h"
 #include "hookcmd.h"
 #include "serve.h"
 
@@ -30,6 +31,10 @@ static const char usage_text[] =
     "  hook list [--json] REF_TYPE REF_ID     list hooks\n"
     "  hook delete HOOK_ID    hook verify HOOK_ID    hook validate HOOK_ID "
     "CODE\n"
+    "  drain [--type GLOB]... [--exec CMD | --batch CMD] [--max-attempts N]\n"
+    "        [--timeout S] [--limit N] [--wait] [--retry-failed] [-v]\n"
+    "                   hand spooled events over (default: print them)\n"
+    "  status [--json]  pending, in progress, failed, quarantined per type\n"
     "  --listen ADDR    serve FastCGI on ADDR (':PORT' binds 127.0.0.1)\n"
     "  --help           this text\n"
     "  --version        the version\n"
@@ -127,6 +132,10 @@ int main(int argc, char **argv)
 		return cmd_check(&a);
 	if (strcmp(argv[i], "hook") == 0)
 		return hookcmd_main(&a, argc - i, argv + i);
+	if (strcmp(argv[i], "drain") == 0)
+		return drain_main(&a, argc - i, argv + i);
+	if (strcmp(argv[i], "status") == 0)
+		return status_main(&a, argc - i, argv + i);
 	fprintf(stderr, "podio-hook: unknown command '%s'\n", argv[i]);
 	return usage(stderr, 2);
 }
