@@ -66,6 +66,7 @@ $(BUILD)/podio-hook: $(LIB_OBJ) $(FCGI_OBJ)
 $(BIN): $(BUILD)/podio-hook
 	cp $< $@.tmp && mv $@.tmp $@
 
+$(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
 $(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -103,4 +104,6 @@ clean:
 .PHONY: all unit check bench run stop install uninstall format clean FORCE
 FORCE:
 
--include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) \
+         $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+.SECONDARY:

@@ -216,12 +216,12 @@ static int p_unknown_types(struct config *c, const char *v, char *why)
 static int p_api_url(struct config *c, const char *v, char *why)
 {
 	size_t n = strlen(v);
+	while (n > 8 && v[n - 1] == '/')
+		n--;
 	if (strncasecmp(v, "https://", 8) != 0 || n <= 8) {
 		snprintf(why, WHY_MAX, "expected an https:// URL, got '%s'", v);
 		return -1;
 	}
-	while (n > 8 && v[n - 1] == '/')
-		n--;
 	free(c->podio.api_url);
 	c->podio.api_url = strndup(v, n);
 	if (c->podio.api_url == NULL) {
@@ -427,23 +427,23 @@ static int apply(struct config *c, const char *name, const char *val,
 {
 	char why[WHY_MAX];
 	const char *colon = strchr(name, ':');
-	if (colon == NULL) {
-		if (val != NULL) /* a key before any [section] */
-			return located(err, c, "", name,
-				       "key outside a section");
+	/* iniparser stores a section as an entry without a value. */
+	if (val == NULL) {
 		if (!known_section(name))
 			return located(err, c, name, NULL, "unknown section");
 		return 0;
 	}
+	if (colon == NULL) /* a key before any [section] */
+		return located(err, c, "", name, "key outside a section");
 	size_t slen = (size_t)(colon - name);
 	char section[64];
 	snprintf(section, sizeof section, "%.*s", (int)slen, name);
 	const struct key_spec *k = find_key(name, slen, colon + 1);
 	if (k == NULL)
 		return located(err, c, section, colon + 1, "unknown key");
-	if (k->parse(c, val != NULL ? val : "", why) != 0)
+	if (k->parse(c, val, why) != 0)
 		return located(err, c, section, colon + 1, "%s", why);
-	if (k->holds_secret && val != NULL && val[0] != '\0')
+	if (k->holds_secret && val[0] != '\0')
 		*secrets = 1;
 	return 0;
 }
