@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,10 @@
 
 #include "../lib/log.h"
 #include "receive.h"
+
+/* Beyond these a rejected CGI body is left unread (see cgi_discard_input). */
+#define CGI_DISCARD_MAX (64ull * 1024 * 1024)
+#define CGI_DISCARD_WAIT_MS 2000
 
 /* Enough for a burst of Podio deliveries while a request is in flight. */
 #define LISTEN_BACKLOG 128
@@ -35,13 +40,53 @@ static const char *cgi_param(void *ctx, const char *name)
 	return getenv(name);
 }
 
+/* Body bytes a CGI request has read so far. */
+static unsigned long long cgi_consumed;
+
 static ssize_t cgi_read(void *ctx, char *buf, size_t len)
 {
 	(void)ctx;
 	for (;;) {
 		ssize_t n = read(STDIN_FILENO, buf, len);
+		if (n > 0)
+			cgi_consumed += (unsigned long long)n;
 		if (n >= 0 || errno != EINTR)
 			return n;
+	}
+}
+
+/*
+ * Reads and drops the rest of a body the answer did not need (413, 415,
+ * 403 ...).  mod_cgid hands the body over a socket that is reset when the
+ * program exits with bytes unread, and the reset can destroy the answer
+ * already written.  Bounded in bytes and time: a client that does not
+ * send what it announced is not waited for.
+ */
+static void cgi_discard_input(void)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+	char buf[16384];
+	char *end;
+	if (cl == NULL || cl[0] < '0' || cl[0] > '9')
+		return;
+	errno = 0;
+	unsigned long long want = strtoull(cl, &end, 10);
+	if (errno != 0 || *end != '\0' || want <= cgi_consumed)
+		return;
+	want -= cgi_consumed;
+	if (want > CGI_DISCARD_MAX)
+		return;
+	while (want > 0) {
+		struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+		if (poll(&pfd, 1, CGI_DISCARD_WAIT_MS) <= 0)
+			return;
+		ssize_t n = read(STDIN_FILENO, buf,
+				 want < sizeof buf ? (size_t)want : sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		want -= (unsigned long long)n;
 	}
 }
 
@@ -66,6 +111,7 @@ int serve_cgi(struct app *a)
 	/* The web server may close early; a failed write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	receive(a, &io);
+	cgi_discard_input();
 	return 0;
 }
 

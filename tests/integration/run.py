@@ -1,0 +1,1204 @@
+#!/usr/bin/env python3
+"""Integration tests: the real web servers, the real binary, one table of cases.
+
+Every case of the table runs through every setup (kcgi style):
+
+    lighttpd-fastcgi  lighttpd/podio-hook-fastcgi.conf  (mod_fastcgi, bin-path)
+    lighttpd-cgi      lighttpd/podio-hook-cgi.conf      (mod_cgi)
+    apache-cgi        apache/podio-hook-cgi.conf        (mpm_event + mod_cgid)
+    apache-fcgid      apache/podio-hook-fcgid.conf      (mpm_event + mod_fcgid)
+
+Each setup wraps the shipped snippet, changing only paths, in a minimal main
+server config written to a temporary directory, and starts one server
+instance per receiver configuration the cases need (main, secret, ...), each
+listening on its own free port on 127.0.0.1.  Every HTTP request is made by
+the curl binary.  The spool is read back after every case: a 2xx case must
+have appended exactly the expected line, any other case nothing at all.
+
+    python3 tests/integration/run.py [--bin PATH] [--only SETUP[,SETUP]] [--keep]
+
+Output: one line per case, "ok - SETUP: NAME" or "FAIL - SETUP: NAME: WHY"
+(followed by "# " lines of evidence), and last "N passed, M failed".
+Exit status 1 when anything failed.  Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APACHE_MODULES = '/usr/lib/apache2/modules'
+# The user the servers run CGI / FastCGI programs as when started by root.
+RUN_USER = 'www-data'
+
+SETUPS = ['lighttpd-fastcgi', 'lighttpd-cgi', 'apache-cgi', 'apache-fcgid']
+FASTCGI_SETUPS = ('lighttpd-fastcgi', 'apache-fcgid')
+
+MAX_BODY = 1024                  # [receiver] max_body of the instances
+SECRET = 'S3cr3t-Value_42'       # [receiver] secret of the "secret" instance
+ALLOWED = ('1001', '1002')       # [receiver] allowed_hooks of "allowed"
+VERIFY_CODE = 'c0de-7f3a9b21'    # a hook.verify code: must never be logged
+FORM = 'application/x-www-form-urlencoded'
+RECEIVED_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$')
+BULK_N = {'fastcgi': 2000, 'cgi': 300}
+BULK_PARALLEL = 16
+
+
+# --------------------------------------------------------------------------
+# The case table
+
+def enc(s):
+    """Percent-encodes every byte but unreserved ones (what a browser does)."""
+    return urllib.parse.quote(s, safe='-_.~')
+
+
+def form(pairs):
+    """pairs -> 'k=v&k=v', each key and value percent-encoded."""
+    return '&'.join(enc(k) + '=' + enc(v) for k, v in pairs)
+
+
+class Case:
+    """One row: a request, the status it must get and, for a 2xx, the line.
+
+    body is the raw body (str, sent byte for byte as UTF-8); None sends no
+    body.  params is the exact ordered list of (key, value) the spooled
+    line must carry; spool_type names the file it must land in.
+    """
+
+    def __init__(self, name, status, body=None, query='', method='POST',
+                 ctype=FORM, variant='main', params=None, spool_type=None,
+                 verification=None, server_may_answer=False, check=None,
+                 overrides=None):
+        self.name = name
+        self.status = status
+        self.body = body
+        self.query = query
+        self.method = method
+        self.ctype = ctype
+        self.variant = variant
+        self.params = params
+        self.spool_type = spool_type
+        self.verification = verification
+        # The web server itself may give this answer (411): status only.
+        self.server_may_answer = server_may_answer
+        # Extra check(instance, result, what the case logged) -> problems;
+        # with status None the case is that check alone, no request.
+        self.check = check
+        if status == 200 and params is not None and spool_type is None:
+            self.spool_type = dict(params)['type']
+        # {setup prefix: {attribute: value}}: where a server, not
+        # podio-hook, decides differently.
+        self.overrides = overrides or {}
+
+    def for_setup(self, setup):
+        for prefix, attrs in self.overrides.items():
+            if setup.startswith(prefix):
+                c = Case(self.name, self.status)
+                c.__dict__.update(self.__dict__)
+                c.__dict__.update(attrs)
+                c.overrides = {}
+                return c
+        return self
+
+
+def ok_case(name, pairs, query_pairs=(), **kw):
+    """A 200 case posting pairs (and query_pairs); expects them spooled."""
+    query = form(query_pairs)
+    params = [p for p in list(query_pairs) + list(pairs) if p[0] != 'secret']
+    return Case(name, 200, body=form(pairs), query=query, params=params, **kw)
+
+
+def bad_case(name, status, body, **kw):
+    return Case(name, status, body=body, **kw)
+
+
+# The 25 event types besides hook.verify, with their parameters (SPEC 1).
+EVENTS = [
+    ('item.create', [('item_id', '5001'), ('item_revision_id', '0'),
+                     ('external_id', 'ext 5001/é&=+')]),
+    ('item.update', [('item_id', '5002'), ('item_revision_id', '3'),
+                     ('external_id', 'ext-5002')]),
+    ('item.delete', [('item_id', '5003'), ('item_revision_id', '4'),
+                     ('external_id', '')]),
+    ('comment.create', [('item_id', '5004'), ('comment_id', '7001')]),
+    ('comment.delete', [('item_id', '5005'), ('comment_id', '7002')]),
+    ('file.change', [('item_id', '5006'), ('action_type', 'file_created'),
+                     ('file_ids', '9001,9002,9003')]),
+    ('app.create', [('app_id', '3001')]),
+    ('app.update', [('app_id', '3002')]),
+    ('app.delete', [('app_id', '3003')]),
+    ('form.create', [('form_id', '4001'), ('app_id', '3004')]),
+    ('form.update', [('form_id', '4002'), ('app_id', '3005')]),
+    ('form.delete', [('form_id', '4003'), ('app_id', '3006')]),
+    ('tag.add', [('item_id', '5007'), ('target_type', 'item')]),
+    ('tag.delete', [('item_id', '5008'), ('target_type', 'item')]),
+    ('task.create', [('task_id', '6001')]),
+    ('task.update', [('task_id', '6002')]),
+    ('task.delete', [('task_id', '6003')]),
+    ('member.add', [('space_id', '8001'), ('user_id', '2001')]),
+    ('member.remove', [('space_id', '8002'), ('user_id', '2002')]),
+    ('contact.create', [('profile_id', '1101')]),
+    ('contact.update', [('profile_id', '1102')]),
+    ('contact.delete', [('profile_id', '1103')]),
+    ('status.create', [('status_id', '1201')]),
+    ('status.update', [('status_id', '1202')]),
+    ('status.delete', [('status_id', '1203')]),
+]
+
+ITEM = [('type', 'item.create'), ('item_id', '42')]
+
+
+def log_lacks(*needles):
+    """A check: none of needles appears anywhere in the instance's logs."""
+    def check(inst, res, during):
+        text = inst.read_logs()
+        return ['log contains %r: %s' % (n, line.strip())
+                for n in needles for line in text.splitlines() if n in line]
+    return check
+
+
+def log_has(needle):
+    """A check: the case logged a podio-hook line containing needle."""
+    def check(inst, res, during):
+        for line in during.splitlines():
+            if 'podio-hook[' in line and needle in line:
+                return []
+        return ['no podio-hook log line containing %r during the case'
+                % needle]
+    return check
+
+
+LOG_LINE_RE = re.compile(r'podio-hook\[\d+\]: (error|warn|info|debug): \S.*')
+
+
+def log_lines_wellformed(inst, res, during):
+    """SPEC 9: podio-hook[PID]: LEVEL: message key=value ..."""
+    bad = []
+    for line in inst.read_logs().splitlines():
+        i = line.find('podio-hook[')
+        if i >= 0 and not LOG_LINE_RE.fullmatch(line[i:]):
+            bad.append('malformed log line: %r' % line)
+    return bad
+
+
+def build_cases():
+    cases = []
+    add = cases.append
+
+    # a. one POST of every event type, spooled exactly.
+    for etype, extra in EVENTS:
+        add(ok_case('200 event %s' % etype,
+                    [('type', etype)] + extra + [('hook_id', '1001')]))
+
+    # hook.verify without Podio credentials: spooled as "skipped".
+    add(ok_case('200 hook.verify without credentials spools status skipped',
+                [('type', 'hook.verify'), ('hook_id', '1001'),
+                 ('code', VERIFY_CODE)], verification='skipped'))
+    add(Case('hook.verify code never logged', None,
+             check=log_lacks(VERIFY_CODE)))
+
+    # Decoding (SPEC 4): + is space, %XX either case, field without '=',
+    # empty fields skipped, '=' inside a value, control characters and
+    # multi-byte UTF-8 kept exactly.
+    add(Case('200 decoding: + %XX novalue empty fields = in value controls UTF-8',
+             200,
+             body='type=item.update&&item_id=7&plus=a+b&pct=%2B%26%3D%25'
+                  '&hex=%c3%A9%C3%a9&novalue&eq=a=b=c&ctl=%0A%09%1F%7F'
+                  '&emoji=%F0%9F%98%80&raw=caf%C3%A9+%E2%82%AC&',
+             params=[('type', 'item.update'), ('item_id', '7'),
+                     ('plus', 'a b'), ('pct', '+&=%'), ('hex', 'éé'),
+                     ('novalue', ''), ('eq', 'a=b=c'),
+                     ('ctl', '\n\t\x1f\x7f'), ('emoji', '\U0001F600'),
+                     ('raw', 'café €')]))
+    add(ok_case('200 type only in the query string',
+                [('item_id', '43')], query_pairs=[('type', 'item.create')]))
+    add(ok_case('200 query params first, then body params',
+                [('type', 'task.create'), ('task_id', '6010')],
+                query_pairs=[('hook_id', '1002'), ('source', 'crm')]))
+
+    # b. the status table, row by row.
+    add(Case('405 GET, Allow: POST', 405, method='GET',
+             query=form(ITEM), ctype=None))
+    add(Case('405 PUT with a valid body, Allow: POST', 405, method='PUT',
+             body=form(ITEM)))
+
+    add(Case('411 POST without Content-Length', 411, body=None,
+             server_may_answer=True))
+
+    add(bad_case('413 body of max_body+1 bytes', 413,
+                 padded(ITEM, MAX_BODY + 1)))
+    add(Case('200 body of exactly max_body bytes', 200,
+             body=padded(ITEM, MAX_BODY),
+             params=ITEM + [('pad', 'x' * (MAX_BODY - len(form(ITEM)) - 5))]))
+
+    add(bad_case('415 Content-Type text/plain', 415, form(ITEM),
+                 ctype='text/plain'))
+    add(bad_case('415 no Content-Type', 415, form(ITEM), ctype=None))
+    add(bad_case('415 Content-Type multipart/form-data', 415, form(ITEM),
+                 ctype='multipart/form-data; boundary=x'))
+    add(bad_case('415 Content-Type application/x-www-form-urlencodedx', 415,
+                 form(ITEM), ctype=FORM + 'x'))
+    add(ok_case('200 Content-Type with charset=UTF-8', ITEM,
+                ctype=FORM + '; charset=UTF-8'))
+    add(ok_case('200 Content-Type upper case', ITEM, ctype=FORM.upper()))
+
+    for name, body in [
+            ('bad escape %zz', 'type=item.create&item_id=%zz'),
+            ('bad escape %zz in a key', 'type=item.create&it%zzem=1'),
+            ('truncated escape %4 at the end', 'type=item.create&item_id=%4'),
+            ('truncated escape % at the end', 'type=item.create&item_id=%'),
+            ('NUL %00', 'type=item.create&item_id=1%002'),
+            ('invalid UTF-8 %ff', 'type=item.create&item_id=%ff'),
+            ('overlong UTF-8 %c0%af', 'type=item.create&item_id=%c0%af'),
+            ('UTF-16 surrogate %ed%a0%80', 'type=item.create&item_id=%ed%a0%80'),
+            ('truncated UTF-8 %e2%82', 'type=item.create&item_id=%e2%82'),
+            ('empty key =x', 'type=item.create&=x'),
+            ('duplicate key in the body', 'type=item.create&item_id=1&item_id=2'),
+            ('duplicate key in the body, same value',
+             'type=item.create&item_id=1&item_id=1'),
+            ('missing type', 'item_id=1&hook_id=1001'),
+            ('empty type', 'type=&item_id=1'),
+            ('malformed type Item.create', 'type=Item.create&item_id=1'),
+            ('malformed type item (no dot)', 'type=item&item_id=1'),
+            ('malformed type item..x', 'type=item..x&item_id=1'),
+            ('malformed type item.create. (trailing dot)',
+             'type=item.create.&item_id=1'),
+            ('malformed type ../x.y', 'type=..%2Fx.y&item_id=1'),
+            ('malformed type of 65 characters',
+             'type=%s&item_id=1' % long_type(65)),
+            ('hook.verify without code', 'type=hook.verify&hook_id=1001'),
+            ('hook.verify without hook_id', 'type=hook.verify&code=abc'),
+    ]:
+        add(bad_case('400 ' + name, 400, body))
+    # lighttpd (url-normalize-required, on by default) rewrites a stray '%'
+    # in the URL as %25 before any backend sees it.
+    add(Case('400 bad escape %zz in the query string', 400,
+             query='x=%zz', body=form(ITEM),
+             overrides={'lighttpd': dict(
+                 name='200 bad escape %zz in the query string (lighttpd '
+                      'passes it on as %25zz)',
+                 status=200, params=[('x', '%zz')] + ITEM,
+                 spool_type='item.create')}))
+    add(Case('400 key in query and body with different values', 400,
+             query='item_id=1', body='type=item.create&item_id=2'))
+    add(Case('200 key in query and body with the same value kept once at '
+             'its query position', 200,
+             query='item_id=44', body='type=item.create&hook_id=1001&item_id=44',
+             params=[('item_id', '44'), ('type', 'item.create'),
+                     ('hook_id', '1001')]))
+    fields64 = [('type', 'item.create')] + [('f%02d' % i, str(i))
+                                            for i in range(1, 64)]
+    add(ok_case('200 64 fields', fields64))
+    add(Case('400 empty body (Content-Length: 0)', 400, body=''))
+    add(bad_case('400 65 fields', 400,
+                 form(fields64 + [('f64', '64')])))
+    add(Case('400 65 fields across query (32) and body (33)', 400,
+             query=form(fields64[1:33]),
+             body=form(fields64[:1] + fields64[33:] + [('f64', '64')])))
+    add(ok_case('200 type of 64 characters (unknown, accepted)',
+                [('type', long_type(64)), ('item_id', '1')]))
+    add(ok_case('200 unknown well-formed type foo.bar with unknown_types=accept',
+                [('type', 'foo.bar'), ('x', '1')]))
+
+    # 403 secret (the "secret" instance).
+    s = dict(variant='secret')
+    add(Case('405 GET with secret configured', 405, method='GET', ctype=None,
+             query='secret=' + SECRET, **s))
+    add(bad_case('403 no secret', 403, form(ITEM), **s))
+    add(Case('403 wrong secret in the query', 403, query='secret=wrong-one',
+             body=form(ITEM), **s))
+    add(bad_case('403 wrong secret in the body', 403,
+                 form(ITEM + [('secret', 'wrong-two')]), **s))
+    add(Case('403 secret prefix in the query', 403,
+             query='secret=' + SECRET[:-1], body=form(ITEM), **s))
+    add(Case('403 secret with a suffix in the query', 403,
+             query='secret=' + SECRET + 'x', body=form(ITEM), **s))
+    add(bad_case('403 empty secret in the body', 403,
+                 form(ITEM + [('secret', '')]), **s))
+    add(ok_case('200 correct secret in the query, not spooled',
+                ITEM, query_pairs=[('secret', SECRET)], **s))
+    add(ok_case('200 correct secret in the body, not spooled',
+                [('type', 'item.update'), ('secret', SECRET),
+                 ('item_id', '45')], **s))
+    add(ok_case('200 secret parameter without a configured secret, '
+                'not spooled', [('type', 'item.update'), ('secret', 'abc'),
+                                ('item_id', '46')]))
+    add(Case('secret never logged', None,
+             check=log_lacks(SECRET, 'wrong-one', 'wrong-two'), **s))
+
+    # 403 allowed_hooks (the "allowed" instance).
+    a = dict(variant='allowed')
+    add(bad_case('403 allowed_hooks set, hook_id missing', 403,
+                 form(ITEM), **a))
+    add(bad_case('403 allowed_hooks set, hook_id not listed', 403,
+                 form(ITEM + [('hook_id', '1003')]), **a))
+    add(bad_case('403 allowed_hooks set, hook_id a prefix of a listed one',
+                 403, form(ITEM + [('hook_id', '100')]), **a))
+    add(ok_case('200 allowed_hooks set, hook_id listed',
+                ITEM + [('hook_id', ALLOWED[1])], **a))
+
+    # unknown_types = reject (the "reject" instance).
+    r = dict(variant='reject')
+    add(bad_case('400 unknown type foo.bar with unknown_types=reject', 400,
+                 'type=foo.bar&x=1', **r))
+    add(ok_case('200 known type with unknown_types=reject', ITEM, **r))
+
+    # 503: the event cannot be spooled.
+    add(bad_case('503 spool directory not writable, nothing left behind', 503,
+                 form(ITEM), variant='readonly'))
+    add(bad_case('503 spool directory missing', 503, form(ITEM),
+                 variant='nospool'))
+    add(bad_case('503 spool file not writable, file unchanged', 503,
+                 form([('type', LOCKED_TYPE), ('x', '1')])))
+
+    # 500: no usable configuration.
+    add(bad_case('500 PODIO_HOOK_CONFIG names a missing file, logged', 500,
+                 form(ITEM), variant='noconfig',
+                 check=log_has('does-not-exist.ini')))
+    add(bad_case('500 config with an unknown key, logged', 500, form(ITEM),
+                 variant='badconfig', check=log_has('no_such_key')))
+    add(Case('500 before 405: GET with the config missing', 500,
+             method='GET', ctype=None, variant='noconfig'))
+
+    # SPEC 9, over everything each instance logged.
+    for v in VARIANTS:
+        add(Case('log lines are "podio-hook[PID]: LEVEL: message" (%s)' % v,
+                 None, variant=v, check=log_lines_wellformed))
+    return cases
+
+
+def padded(pairs, size):
+    """form(pairs) plus '&pad=xxx…' making the body exactly size bytes."""
+    head = form(pairs) + '&pad='
+    return head + 'x' * (size - len(head))
+
+
+def long_type(n):
+    """A well-formed type of n characters: item.xxxx…"""
+    return 'item.' + 'x' * (n - 5)
+
+
+# A type whose spool file the harness makes unwritable in the main instance.
+LOCKED_TYPE = 'locked.type'
+LOCKED_CONTENT = b'{"id":"pre-existing"}\n'
+
+
+# Receiver configurations: one server instance each.
+VARIANTS = {
+    'main': {'receiver': {'max_body': str(MAX_BODY)}},
+    'secret': {'receiver': {'max_body': str(MAX_BODY), 'secret': SECRET}},
+    'allowed': {'receiver': {'allowed_hooks': ','.join(ALLOWED)}},
+    'reject': {'receiver': {'unknown_types': 'reject'}},
+    'readonly': {'spool': 'readonly'},
+    'nospool': {'spool': 'missing'},
+    'noconfig': {'config': 'missing'},
+    'badconfig': {'extra': '[receiver]\nno_such_key = 1\n'},
+}
+
+
+# --------------------------------------------------------------------------
+# Running the servers
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_ids():
+    """(uid, gid) the servers' programs run as; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam(RUN_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def chown_run(path, mode):
+    ids = run_ids()
+    if ids is not None:
+        os.chown(path, ids[0], ids[1])
+    os.chmod(path, mode)
+
+
+def substitute_lighttpd(text, values):
+    """Replaces the values of the snippet's var.podio_hook_* lines."""
+    seen = set()
+
+    def repl(m):
+        key = m.group(2)
+        if key not in values:
+            raise RuntimeError('unexpected variable var.podio_hook_%s' % key)
+        seen.add(key)
+        return '%s"%s"' % (m.group(1), values[key])
+    out = re.sub(r'(?m)^(var\.podio_hook_(\w+)\s*=\s*)"[^"\n]*"', repl, text)
+    if seen != set(values):
+        raise RuntimeError('snippet lacks var.podio_hook_%s'
+                           % ', '.join(sorted(set(values) - seen)))
+    return out
+
+
+class Instance:
+    """One web server with one receiver configuration."""
+
+    def __init__(self, harness, setup, variant):
+        self.h = harness
+        self.setup = setup
+        self.variant = variant
+        self.dir = os.path.join(harness.tmp, setup, variant)
+        self.run = os.path.join(self.dir, 'run')
+        self.spool = os.path.join(self.dir, 'spool')
+        self.docroot = os.path.join(self.dir, 'docroot')
+        self.error_log = os.path.join(self.run, 'error.log')
+        self.proc = None
+        self.port = None
+        self.pid_file = None
+        self.stderr_path = os.path.join(self.dir, 'server.stderr')
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        os.mkdir(self.run)
+        chown_run(self.run, 0o755)
+        os.mkdir(self.docroot, 0o755)
+        self.config = self.write_config(VARIANTS[variant])
+
+    def write_config(self, v):
+        if v.get('config') == 'missing':
+            os.mkdir(self.spool)
+            chown_run(self.spool, 0o755)
+            return os.path.join(self.dir, 'does-not-exist.ini')
+        if v.get('spool') == 'missing':
+            self.spool = os.path.join(self.dir, 'no-such-spool')
+        elif v.get('spool') == 'readonly':
+            # Owned by the harness, not by the server's user; for a
+            # non-root harness the mode alone forbids writing.
+            os.mkdir(self.spool)
+            os.chmod(self.spool, 0o555)
+        else:
+            os.mkdir(self.spool)
+            chown_run(self.spool, 0o755)
+        if self.variant == 'main':
+            locked = os.path.join(self.spool, LOCKED_TYPE + '.jsonl')
+            with open(locked, 'wb') as f:
+                f.write(LOCKED_CONTENT)
+            os.chmod(locked, 0o444)
+        text = ('[spool]\ndir = %s\nsync = yes\nfile_mode = 0640\n\n'
+                % self.spool)
+        recv = v.get('receiver', {})
+        if recv:
+            text += '[receiver]\n' + ''.join(
+                '%s = %s\n' % kv for kv in recv.items()) + '\n'
+        text += '[log]\nlevel = debug\n'
+        text += v.get('extra', '')
+        path = os.path.join(self.dir, 'podio-hook.ini')
+        with open(path, 'w') as f:
+            f.write(text)
+        # Readable by the server's user, by nobody else: it may hold the
+        # secret, and podio-hook warns about a config others can read.
+        ids = run_ids()
+        if ids is not None:
+            os.chown(path, 0, ids[1])
+            os.chmod(path, 0o640)
+        else:
+            os.chmod(path, 0o600)
+        return path
+
+    # -- server configs ----------------------------------------------------
+
+    def lighttpd_conf(self):
+        kind = 'fastcgi' if self.setup == 'lighttpd-fastcgi' else 'cgi'
+        src = os.path.join(REPO, 'lighttpd', 'podio-hook-%s.conf' % kind)
+        values = {'bin': self.h.bin, 'config': self.config}
+        if kind == 'fastcgi':
+            values['socket'] = os.path.join(self.run, 'podio-hook.sock')
+        with open(src) as f:
+            snippet = substitute_lighttpd(f.read(), values)
+        snippet_path = os.path.join(self.dir, os.path.basename(src))
+        with open(snippet_path, 'w') as f:
+            f.write(snippet)
+        self.pid_file = os.path.join(self.run, 'lighttpd.pid')
+        lines = [
+            'server.modules = ( "mod_access" )',
+            'server.document-root = "%s"' % self.docroot,
+            'server.bind = "127.0.0.1"',
+            'server.port = %d' % self.port,
+            'server.pid-file = "%s"' % self.pid_file,
+            'server.errorlog = "%s"' % self.error_log,
+        ]
+        if run_ids() is not None:
+            lines += ['server.username = "%s"' % RUN_USER,
+                      'server.groupname = "%s"' % RUN_USER]
+        lines.append('include "%s"' % snippet_path)
+        path = os.path.join(self.dir, 'lighttpd.conf')
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return ['lighttpd', '-D', '-f', path]
+
+    def apache_conf(self):
+        kind = 'fcgid' if self.setup == 'apache-fcgid' else 'cgi'
+        src = os.path.join(REPO, 'apache', 'podio-hook-%s.conf' % kind)
+        self.pid_file = os.path.join(self.run, 'httpd.pid')
+        mods = ['mpm_event', 'authz_core', 'mime', 'alias', 'env']
+        mods.append('fcgid' if kind == 'fcgid' else 'cgid')
+        lines = ['ServerRoot "%s"' % self.dir]
+        lines += ['LoadModule %s_module %s/mod_%s.so' % (m, APACHE_MODULES, m)
+                  for m in mods]
+        lines += [
+            'ServerName 127.0.0.1',
+            'Listen 127.0.0.1:%d' % self.port,
+            'PidFile "%s"' % self.pid_file,
+            'ErrorLog "%s"' % self.error_log,
+            'LogLevel warn',
+            'DefaultRuntimeDir "%s"' % self.run,
+            'Mutex file:%s default' % self.run,
+            'TypesConfig /etc/mime.types',
+            'DocumentRoot "%s"' % self.docroot,
+            '<Directory />',
+            '    AllowOverride None',
+            '    Require all denied',
+            '</Directory>',
+        ]
+        if run_ids() is not None:
+            lines += ['User %s' % RUN_USER, 'Group %s' % RUN_USER]
+        if kind == 'fcgid':
+            lines += ['FcgidIPCDir "%s"' % os.path.join(self.run, 'fcgid'),
+                      'FcgidProcessTableFile "%s"'
+                      % os.path.join(self.run, 'fcgid_shm')]
+        else:
+            lines.append('ScriptSock "%s"' % os.path.join(self.run, 'cgid.sock'))
+        lines += ['Define PODIO_HOOK_BIN "%s"' % self.h.bin,
+                  'Define PODIO_HOOK_CONFIG "%s"' % self.config,
+                  'Include "%s"' % src]
+        path = os.path.join(self.dir, 'httpd.conf')
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return ['apache2', '-f', path, '-DFOREGROUND']
+
+    # -- start / stop ------------------------------------------------------
+
+    def start(self):
+        """Starts the server; wait_ready() tells when it answers."""
+        self.port = free_port()
+        if self.setup.startswith('lighttpd'):
+            argv = self.lighttpd_conf()
+        else:
+            argv = self.apache_conf()
+        env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
+        with open(self.stderr_path, 'wb') as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err, env=env,
+                                         start_new_session=True)
+
+    def wait_ready(self, timeout=15):
+        """Waits until the server answers HTTP; raises with its logs if not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('%s exited with status %s before answering'
+                                   % (self.describe(), self.proc.returncode))
+            r = subprocess.run(['curl', '-s', '-o', '/dev/null', '--max-time',
+                                '2', '-w', '%{http_code}',
+                                'http://127.0.0.1:%d/ready' % self.port],
+                               capture_output=True, text=True)
+            if r.stdout.strip() not in ('', '000'):
+                return
+            time.sleep(0.05)
+        raise RuntimeError('%s did not answer within %d s'
+                           % (self.describe(), timeout))
+
+    def describe(self):
+        return '%s (%s instance, port %s)' % (self.setup, self.variant,
+                                              self.port)
+
+    def stop(self):
+        """Stops the server by its own pid; returns problems found."""
+        problems = []
+        if self.proc is None or self.proc.poll() is not None:
+            return problems
+        pid = self.proc.pid
+        try:
+            with open(self.pid_file) as f:
+                written = int(f.read().strip())
+            if written != pid:
+                problems.append('pid file says %d, server is %d'
+                                % (written, pid))
+        except (OSError, ValueError) as e:
+            problems.append('no usable pid file %s: %s' % (self.pid_file, e))
+        os.kill(pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            problems.append('server %d ignored SIGTERM for 15 s; killed' % pid)
+            os.kill(pid, signal.SIGKILL)
+            self.proc.wait()
+        return problems
+
+    def logs(self):
+        """The server's error log, then its own stderr: lighttpd run in the
+        foreground leaves its CGI and FastCGI programs' stderr there."""
+        return [self.error_log, self.stderr_path]
+
+    def log_mark(self):
+        mark = {}
+        for path in self.logs():
+            try:
+                mark[path] = os.path.getsize(path)
+            except OSError:
+                mark[path] = 0
+        return mark
+
+    def read_logs(self, mark=None):
+        """Everything logged (since mark), file by file."""
+        out = []
+        for path in self.logs():
+            try:
+                with open(path, 'rb') as f:
+                    f.seek(mark.get(path, 0) if mark else 0)
+                    out.append(f.read().decode('utf-8', 'replace'))
+            except OSError:
+                pass
+        return ''.join(t if t.endswith('\n') or not t else t + '\n'
+                       for t in out)
+
+    def url(self, query=''):
+        return 'http://127.0.0.1:%d/hook%s' % (self.port,
+                                               '?' + query if query else '')
+
+
+# --------------------------------------------------------------------------
+# Requests and checks
+
+class Result:
+    def __init__(self, status, headers, body):
+        self.curl_error = None
+        self.status = status
+        self.headers = headers  # list of (lower-case name, value)
+        self.body = body
+
+    def header(self, name):
+        vals = [v for k, v in self.headers if k == name]
+        return vals
+
+    def show(self):
+        hdrs = '; '.join('%s: %s' % kv for kv in self.headers
+                         if kv[0] not in ('date', 'server'))
+        return 'status %s, headers [%s], body %r%s' % (
+            self.status, hdrs, self.body[:300],
+            ', ' + self.curl_error if self.curl_error else '')
+
+
+def parse_headers(raw):
+    """The last response's header block (curl -D), as (name, value) pairs."""
+    text = raw.decode('latin-1').replace('\r\n', '\n')
+    blocks = [b for b in text.split('\n\n') if b.startswith('HTTP/')]
+    if not blocks:
+        return []
+    out = []
+    for line in blocks[-1].split('\n')[1:]:
+        if ':' in line:
+            k, v = line.split(':', 1)
+            out.append((k.strip().lower(), v.strip()))
+    return out
+
+
+class Harness:
+    def __init__(self, args):
+        self.tmp = tempfile.mkdtemp(prefix='podio-hook-it-')
+        os.chmod(self.tmp, 0o755)
+        # A copy of the binary inside the run's own tree: reachable by the
+        # server's user wherever the repository lives, and a path no other
+        # run uses, so leftover processes are ours beyond doubt.
+        bindir = os.path.join(self.tmp, 'bin')
+        os.mkdir(bindir, 0o755)
+        os.chmod(bindir, 0o755)
+        self.bin = os.path.join(bindir, 'podio-hook.cgi')
+        shutil.copy(args.bin, self.bin)
+        os.chmod(self.bin, 0o755)
+        self.work = os.path.join(self.tmp, 'work')
+        os.mkdir(self.work, 0o700)
+        self.passed = 0
+        self.failed = 0
+        self.seq = 0
+
+    # -- reporting ---------------------------------------------------------
+
+    def ok(self, setup, name):
+        self.passed += 1
+        print('ok - %s: %s' % (setup, name), flush=True)
+
+    def fail(self, setup, name, why, evidence=(), inst=None, log_mark=None):
+        self.failed += 1
+        print('FAIL - %s: %s: %s' % (setup, name, why), flush=True)
+        for line in evidence:
+            print('#   %s' % line)
+        if inst is not None:
+            lines = []
+            if log_mark is not None:
+                lines = inst.read_logs(log_mark).splitlines()
+                label = 'server logs during the case'
+            if not lines:
+                lines = inst.read_logs().splitlines()[-15:]
+                label = 'server logs, tail'
+            print('#   %s (%s):' % (label, ', '.join(inst.logs())))
+            for line in lines[-25:]:
+                print('#     %s' % line)
+        sys.stdout.flush()
+
+    # -- one request -------------------------------------------------------
+
+    def curl(self, inst, case):
+        self.seq += 1
+        base = os.path.join(self.work, 'req%05d' % self.seq)
+        argv = ['curl', '-sS', '--max-time', '30', '--path-as-is',
+                '-o', base + '.body', '-D', base + '.head',
+                '-w', '%{http_code}', '-H', 'Expect:']
+        if case.body is not None:
+            with open(base + '.req', 'wb') as f:
+                f.write(case.body.encode('utf-8'))
+            argv += ['--data-binary', '@' + base + '.req']
+            if case.method != 'POST':
+                argv += ['-X', case.method]
+        elif case.method != 'GET':
+            argv += ['-X', case.method]
+        # curl adds application/x-www-form-urlencoded with a body; an
+        # empty header value removes it.
+        argv += ['-H', 'Content-Type: ' + case.ctype if case.ctype is not None
+                 else 'Content-Type:']
+        argv.append(inst.url(case.query))
+        r = subprocess.run(argv, capture_output=True, text=True)
+        headers, body = [], b''
+        if os.path.exists(base + '.head'):
+            with open(base + '.head', 'rb') as f:
+                headers = parse_headers(f.read())
+        if os.path.exists(base + '.body'):
+            with open(base + '.body', 'rb') as f:
+                body = f.read()
+        res = Result(int(r.stdout.strip() or 0), headers, body)
+        if r.returncode != 0:
+            res.curl_error = 'curl exit %d: %s' % (r.returncode,
+                                                   r.stderr.strip())
+        return res
+
+    # -- the spool ---------------------------------------------------------
+
+    @staticmethod
+    def snapshot(spool):
+        """{relative path: (mode, bytes)} of every file under spool."""
+        snap = {}
+        for root, dirs, files in os.walk(spool):
+            for name in dirs:
+                snap[os.path.relpath(os.path.join(root, name), spool) + '/'] = (
+                    None, b'')
+            for name in files:
+                p = os.path.join(root, name)
+                st = os.lstat(p)
+                with open(p, 'rb') as f:
+                    snap[os.path.relpath(p, spool)] = (st.st_mode & 0o7777,
+                                                       f.read())
+        return snap
+
+    @staticmethod
+    def diff_snapshots(before, after):
+        out = []
+        for k in sorted(set(before) | set(after)):
+            if k not in before:
+                out.append('new file %s: %r' % (k, after[k][1][:200]))
+            elif k not in after:
+                out.append('file %s removed' % k)
+            elif before[k] != after[k]:
+                b, a = before[k], after[k]
+                out.append('file %s changed: mode %o->%o, %d->%d bytes, '
+                           'new tail %r' % (k, b[0] or 0, a[0] or 0,
+                                            len(b[1]), len(a[1]),
+                                            a[1][len(b[1]):][:200]))
+        return out
+
+    def check_line(self, line, case, t0, t1):
+        """Problems with one spooled line against the case's expectation."""
+        problems = []
+        if not line.endswith(b'\n'):
+            problems.append('line does not end in \\n: %r' % line)
+        body = line[:-1]
+        if b'\n' in body:
+            problems.append('more than one line appended: %r' % line)
+            return problems
+        if any(c < 0x20 for c in body):
+            problems.append('raw control character in the line: %r' % line)
+        try:
+            pairs = json.loads(body.decode('utf-8'),
+                               object_pairs_hook=lambda p: p)
+        except (UnicodeDecodeError, ValueError) as e:
+            return problems + ['line is not valid JSON (%s): %r' % (e, line)]
+        if not isinstance(pairs, list):
+            return problems + ['line is not a JSON object: %r' % line]
+        keys = [k for k, _ in pairs]
+        want_keys = ['id', 'received', 'type', 'remote_addr', 'params']
+        if case.verification is not None:
+            want_keys.append('verification')
+        if keys != want_keys:
+            problems.append('keys %s, want %s' % (keys, want_keys))
+        rec = dict(pairs)
+        rid = rec.get('id')
+        if not isinstance(rid, str) or rid == '':
+            problems.append('id %r is not a non-empty string' % (rid,))
+        received = rec.get('received')
+        if not isinstance(received, str) or not RECEIVED_RE.match(received):
+            problems.append('received %r is not RFC 3339 UTC with '
+                            'microseconds' % (received,))
+        else:
+            when = datetime.strptime(received, '%Y-%m-%dT%H:%M:%S.%fZ'
+                                     ).replace(tzinfo=timezone.utc)
+            if not (t0 - timedelta(seconds=2) <= when
+                    <= t1 + timedelta(seconds=2)):
+                problems.append('received %s is not the time of the request '
+                                '(%s .. %s)' % (received, t0.isoformat(),
+                                                t1.isoformat()))
+        if rec.get('type') != case.spool_type:
+            problems.append('type %r, want %r' % (rec.get('type'),
+                                                  case.spool_type))
+        if rec.get('remote_addr') != '127.0.0.1':
+            problems.append('remote_addr %r, want "127.0.0.1"'
+                            % (rec.get('remote_addr'),))
+        params = rec.get('params')
+        want = [list(p) for p in case.params]
+        if not isinstance(params, list) or \
+                [list(p) for p in params] != want:
+            problems.append('params %s, want %s'
+                            % (json.dumps(params, ensure_ascii=False),
+                               json.dumps(want, ensure_ascii=False)))
+        if case.verification is not None:
+            v = rec.get('verification')
+            if not isinstance(v, list) or [k for k, _ in v] != ['status',
+                                                                 'detail']:
+                problems.append('verification %r, want keys [status, detail]'
+                                % (v,))
+            else:
+                vd = dict(v)
+                if vd['status'] != case.verification:
+                    problems.append('verification status %r, want %r'
+                                    % (vd['status'], case.verification))
+                if not isinstance(vd['detail'], str):
+                    problems.append('verification detail %r is not a string'
+                                    % (vd['detail'],))
+        return problems
+
+    def check_answer(self, case, res):
+        problems = []
+        if res.curl_error is not None:
+            problems.append('broken answer (%s)' % res.curl_error)
+        if res.status != case.status:
+            problems.append('status %d, want %d' % (res.status, case.status))
+            return problems
+        if case.server_may_answer:
+            return problems
+        ct = res.header('content-type')
+        if ct != ['text/plain']:
+            problems.append('Content-Type %s, want exactly [text/plain]' % ct)
+        cc = res.header('cache-control')
+        if cc != ['no-store']:
+            problems.append('Cache-Control %s, want exactly [no-store]' % cc)
+        if case.status == 200:
+            if res.body != b'OK\n':
+                problems.append('body %r, want %r' % (res.body, b'OK\n'))
+        elif not re.fullmatch(rb'[^\n]+\n', res.body):
+            problems.append('body %r is not one line' % res.body)
+        if case.status == 405 and res.header('allow') != ['POST']:
+            problems.append('Allow %s, want exactly [POST]'
+                            % res.header('allow'))
+        return problems
+
+    def run_case(self, inst, case):
+        if case.status is None:      # a check of the instance alone
+            problems = case.check(inst, None, '')
+            if problems:
+                self.fail(inst.setup, case.name, problems[0], problems[1:])
+            else:
+                self.ok(inst.setup, case.name)
+            return
+        before = self.snapshot(inst.spool)
+        mark = inst.log_mark()
+        t0 = datetime.now(timezone.utc)
+        res = self.curl(inst, case)
+        t1 = datetime.now(timezone.utc)
+        after = self.snapshot(inst.spool)
+        problems = self.check_answer(case, res)
+        if case.status == 200 and case.params is not None:
+            problems += self.check_appended(case, before, after, t0, t1)
+        elif before != after:
+            problems.append('spool changed by a %s answer: %s'
+                            % (res.status,
+                               '; '.join(self.diff_snapshots(before, after))))
+        if case.check is not None:
+            problems += case.check(inst, res, inst.read_logs(mark))
+        if problems:
+            evidence = ['request: %s %s Content-Type=%r body=%r'
+                        % (case.method, inst.url(case.query), case.ctype,
+                           case.body if case.body is None
+                           or len(case.body) < 300
+                           else case.body[:120] + '…(%d bytes)'
+                           % len(case.body)),
+                        'want: status %d%s' % (case.status,
+                                               ', params %s' % case.params
+                                               if case.params else ''),
+                        'got: ' + res.show()] + problems[1:]
+            self.fail(inst.setup, case.name, problems[0], evidence, inst=inst,
+                      log_mark=mark)
+        else:
+            self.ok(inst.setup, case.name)
+
+    def check_appended(self, case, before, after, t0, t1):
+        name = case.spool_type + '.jsonl'
+        problems = []
+        others = {k: v for k, v in after.items() if k != name}
+        others_before = {k: v for k, v in before.items() if k != name}
+        if others != others_before:
+            problems.append('other spool files changed: %s' % '; '.join(
+                self.diff_snapshots(others_before, others)))
+        if name not in after:
+            return problems + ['no spool file %s (spool has %s)'
+                               % (name, sorted(after))]
+        old = before.get(name, (None, b''))[1]
+        mode, new = after[name]
+        if not new.startswith(old):
+            return problems + ['%s was rewritten, not appended to' % name]
+        if name not in before and mode != 0o640:
+            problems.append('new %s has mode %o, want 640 (file_mode)'
+                            % (name, mode))
+        line = new[len(old):]
+        if line == b'':
+            return problems + ['nothing appended to %s' % name]
+        return problems + self.check_line(line, case, t0, t1)
+
+    # -- many requests at once ---------------------------------------------
+
+    def bulk(self, inst, n):
+        """n POSTs through curl --parallel; every one spooled exactly once."""
+        name = '%d POSTs at concurrency %d, each spooled once, whole' % (
+            n, BULK_PARALLEL)
+        etype = 'item.update'
+        spool_file = os.path.join(inst.spool, etype + '.jsonl')
+        try:
+            with open(spool_file, 'rb') as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = b''
+        outdir = os.path.join(self.work, 'bulk-%s' % inst.setup)
+        os.mkdir(outdir)
+        cfg = os.path.join(outdir, 'curl.cfg')
+        want = {}
+        with open(cfg, 'w') as f:
+            for i in range(n):
+                marker = 'm-%s-%05d' % (inst.setup, i)
+                pairs = [('type', etype), ('item_id', str(100000 + i)),
+                         ('item_revision_id', str(i % 7)),
+                         ('hook_id', '1001'), ('marker', marker)]
+                want[marker] = pairs
+                f.write('url = "%s"\n' % inst.url())
+                f.write('data-binary = "%s"\n' % form(pairs))
+                f.write('header = "Content-Type: %s"\n' % FORM)
+                f.write('header = "Expect:"\n')
+                f.write('output = "%s/%05d"\n' % (outdir, i))
+                f.write('write-out = "%{http_code} %{filename_effective}\\n"\n')
+                f.write('max-time = 60\n')
+                if i != n - 1:
+                    f.write('next\n')
+        mark = inst.log_mark()
+        started = time.monotonic()
+        r = subprocess.run(['curl', '-sS', '--parallel', '--parallel-max',
+                            str(BULK_PARALLEL), '-K', cfg],
+                           capture_output=True, text=True)
+        took = time.monotonic() - started
+        problems = []
+        statuses = {}
+        for line in r.stdout.splitlines():
+            code, _, fname = line.partition(' ')
+            statuses[fname] = code
+        not200 = {f: c for f, c in statuses.items() if c != '200'}
+        if len(statuses) != n:
+            problems.append('curl reported %d transfers, want %d (rc %d, %s)'
+                            % (len(statuses), n, r.returncode,
+                               r.stderr.strip()[:300]))
+        if not200:
+            counts = {}
+            for c in not200.values():
+                counts[c] = counts.get(c, 0) + 1
+            problems.append('%d answers not 200: %s' % (len(not200), counts))
+        bodies_bad = 0
+        for i in range(n):
+            try:
+                with open('%s/%05d' % (outdir, i), 'rb') as f:
+                    if f.read() != b'OK\n':
+                        bodies_bad += 1
+            except OSError:
+                bodies_bad += 1
+        if bodies_bad:
+            problems.append('%d bodies are not "OK\\n"' % bodies_bad)
+        with open(spool_file, 'rb') as f:
+            new = f.read()
+        if not new.startswith(old):
+            problems.append('%s was rewritten, not appended to' % spool_file)
+        added = new[len(old):]
+        if added and not added.endswith(b'\n'):
+            problems.append('spool file does not end in \\n')
+        lines = added.split(b'\n')[:-1] if added.endswith(b'\n') \
+            else added.split(b'\n')
+        if len(lines) != n:
+            problems.append('%d lines appended, want %d' % (len(lines), n))
+        ids = set()
+        seen = {}
+        bad_lines = []
+        for line in lines:
+            try:
+                rec = json.loads(line.decode('utf-8'),
+                                 object_pairs_hook=lambda p: p)
+                d = dict(rec)
+                params = [tuple(p) for p in d['params']]
+                marker = dict(params)['marker']
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                bad_lines.append(line[:200])
+                continue
+            ids.add(d.get('id'))
+            seen[marker] = seen.get(marker, 0) + 1
+            if want.get(marker) != params or [k for k, _ in rec] != [
+                    'id', 'received', 'type', 'remote_addr', 'params']:
+                bad_lines.append(line[:200])
+        if bad_lines:
+            problems.append('%d lines malformed or with wrong params, first %r'
+                            % (len(bad_lines), bad_lines[0]))
+        if len(ids) != len(lines):
+            problems.append('%d distinct ids for %d lines'
+                            % (len(ids), len(lines)))
+        missing = [m for m in want if m not in seen]
+        twice = [m for m, c in seen.items() if c > 1]
+        if missing:
+            problems.append('%d markers missing, e.g. %s' % (len(missing),
+                                                             missing[:3]))
+        if twice:
+            problems.append('%d markers spooled more than once, e.g. %s'
+                            % (len(twice), twice[:3]))
+        name += ' (%.1f s)' % took
+        if problems:
+            self.fail(inst.setup, name, problems[0], problems[1:], inst=inst,
+                      log_mark=mark)
+        else:
+            self.ok(inst.setup, name)
+
+    # -- one setup ---------------------------------------------------------
+
+    def run_setup(self, setup, cases):
+        server = 'lighttpd' if setup.startswith('lighttpd') else 'apache2'
+        if shutil.which(server, path='/usr/sbin:/usr/bin:/sbin:/bin') is None:
+            self.fail(setup, 'server', '%s is not installed' % server)
+            return
+        variants = []
+        for c in cases:
+            if c.variant not in variants:
+                variants.append(c.variant)
+        instances = {}
+        try:
+            for v in variants:
+                instances[v] = Instance(self, setup, v)
+                instances[v].start()
+            for v in variants:
+                try:
+                    instances[v].wait_ready()
+                except RuntimeError as e:
+                    self.fail(setup, 'start %s instance' % v, str(e),
+                              inst=instances[v])
+                    return
+            self.ok(setup, 'start %d server instances (%s)'
+                    % (len(variants), ', '.join(variants)))
+            for case in cases:
+                self.run_case(instances[case.variant], case.for_setup(setup))
+            kind = 'fastcgi' if setup in FASTCGI_SETUPS else 'cgi'
+            self.bulk(instances['main'], BULK_N[kind])
+        finally:
+            problems = []
+            for v, inst in instances.items():
+                problems += ['%s: %s' % (v, p) for p in inst.stop()]
+            problems += self.leftovers()
+            if problems:
+                self.fail(setup, 'stop servers, no podio-hook process left',
+                          problems[0], problems[1:])
+            else:
+                self.ok(setup, 'stop servers, no podio-hook process left')
+
+    def leftovers(self, wait=5.0):
+        """Processes still running our copy of the binary; killed by pid."""
+        deadline = time.monotonic() + wait
+        while True:
+            pids = []
+            for d in os.listdir('/proc'):
+                if not d.isdigit():
+                    continue
+                try:
+                    with open('/proc/%s/cmdline' % d, 'rb') as f:
+                        argv0 = f.read().split(b'\0')[0].decode('utf-8',
+                                                                'replace')
+                except OSError:
+                    continue
+                if argv0 == self.bin:
+                    pids.append(int(d))
+            if not pids or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        return ['podio-hook process %d still running after the server '
+                'stopped (killed)' % pid for pid in pids]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
+                                                 'podio-hook.cgi'),
+                   help='the binary under test (default: %(default)s)')
+    p.add_argument('--only', help='comma-separated setups: ' +
+                   ', '.join(SETUPS))
+    p.add_argument('--keep', action='store_true',
+                   help='keep the temporary tree even when all passed')
+    args = p.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    setups = SETUPS
+    if args.only:
+        setups = [s.strip() for s in args.only.split(',') if s.strip()]
+        unknown = [s for s in setups if s not in SETUPS]
+        if unknown:
+            p.error('unknown setup %s (known: %s)' % (', '.join(unknown),
+                                                      ', '.join(SETUPS)))
+    if not os.access(args.bin, os.X_OK):
+        p.error('%s is not an executable file (run make first)' % args.bin)
+    for tool in ('curl',):
+        if shutil.which(tool) is None:
+            p.error('%s not found' % tool)
+    h = Harness(args)
+    cases = build_cases()
+    started = time.monotonic()
+    try:
+        for setup in setups:
+            h.run_setup(setup, cases)
+    finally:
+        took = time.monotonic() - started
+        if h.failed or args.keep:
+            print('# logs and spools kept in %s' % h.tmp)
+        else:
+            shutil.rmtree(h.tmp, ignore_errors=True)
+        print('# %.1f s' % took)
+        print('%d passed, %d failed' % (h.passed, h.failed))
+    sys.exit(1 if h.failed else 0)
+
+
+if __name__ == '__main__':
+    main()
