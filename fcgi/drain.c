@@ -446,6 +446,16 @@ static int batch(struct drain *d, const struct claim_work *w, const char *map,
 	return rc == 0 ? commit(d, w, st, 0) : -1;
 }
 
+/* Takes and releases an exclusive flock: in-flight appends are done. */
+static int lock_wait(int fd)
+{
+	int rc;
+	do
+		rc = flock(fd, LOCK_EX);
+	while (rc != 0 && errno == EINTR);
+	return rc != 0 ? -1 : flock(fd, LOCK_UN);
+}
+
 static int drain_work(struct drain *d, const struct claim_work *w)
 {
 	char path[PATH_MAX];
@@ -454,6 +464,14 @@ static int drain_work(struct drain *d, const struct claim_work *w)
 	struct stat sb;
 	snprintf(path, sizeof path, "%s/%s", d->dir, w->name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * A drain that died between claiming and waiting out the writers left
+	 * this file: wait for them here, every time, before reading.
+	 */
+	if (fd >= 0 && lock_wait(fd) != 0) {
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0 || fstat(fd, &sb) != 0) {
 		log_error("drain: open %s: %s", path, strerror(errno));
 		if (fd >= 0)
@@ -534,7 +552,8 @@ static int retry_failed(struct drain *d)
 	int rc = 0;
 	for (ssize_t i = 0; rc == 0 && i < n; i++) {
 		char path[PATH_MAX];
-		char line[65536];
+		char *line = NULL;
+		size_t cap = 0;
 		if (!type_selected(d, ws[i].type))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", d->failed_dir, ws[i].name);
@@ -543,7 +562,7 @@ static int retry_failed(struct drain *d)
 			rc = -1;
 			break;
 		}
-		while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+		while (rc == 0 && getline(&line, &cap, f) > 0) {
 			json_t *j = json_loads(line, 0, NULL);
 			char *s = NULL;
 			if (j != NULL) {
@@ -562,6 +581,7 @@ static int retry_failed(struct drain *d)
 			free(s);
 			json_decref(j);
 		}
+		free(line);
 		fclose(f);
 		if (rc == 0 && claim_finish(d->failed_dir, &ws[i], err) != 0)
 			rc = -1;
@@ -619,7 +639,12 @@ static int take_lock(struct drain *d)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", d->dir, DRAIN_LOCK_NAME);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/*
+	 * Not O_CLOEXEC: handlers inherit the descriptor, so the lock lasts
+	 * as long as any handler we started, even one orphaned by a drain
+	 * killed mid-event; the next drain cannot run that event meanwhile.
+	 */
+	int fd = open(path, O_RDWR | O_CREAT, 0600);
 	if (fd < 0) {
 		log_error("drain: %s: %s", path, strerror(errno));
 		return -1;

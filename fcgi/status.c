@@ -80,20 +80,17 @@ static long count_lines(const char *path, off_t off)
 /* Seconds since the first line's "received"; 0 when it cannot be read. */
 static double first_age(const char *path)
 {
-	char buf[8192];
+	char *line = NULL;
+	size_t cap = 0;
 	struct tm tm;
 	double age = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *nl = strchr(buf, '\n');
-	json_t *j = json_loadb(buf, nl != NULL ? (size_t)(nl - buf) : (size_t)n,
-			       0, NULL);
+	ssize_t n = getline(&line, &cap, f);
+	fclose(f);
+	json_t *j = n > 0 ? json_loadb(line, (size_t)n, 0, NULL) : NULL;
+	free(line);
 	const char *rcv = json_string_value(json_object_get(j, "received"));
 	memset(&tm, 0, sizeof tm);
 	const char *rest =

@@ -32,18 +32,25 @@ static int join(char *buf, size_t n, const char *dir, const char *name,
 
 int claim_parse_name(const char *name, char type[65], char *kind)
 {
-	const char *mark = strstr(name, ".jsonl");
-	if (mark == NULL || mark == name)
-		return -1;
-	size_t tlen = (size_t)(mark - name);
-	if (strcmp(mark, ".jsonl") == 0) {
+	static const char suffix[] = ".jsonl";
+	size_t n = strlen(name);
+	size_t slen = sizeof suffix - 1;
+	size_t tlen;
+	const char *mark = NULL;
+	/* A type may hold ".jsonl" itself ("a.jsonl"): look from the end. */
+	for (const char *p = strstr(name, CLAIM_MARK); p != NULL;
+	     p = strstr(p + 1, CLAIM_MARK))
+		mark = p;
+	if (n > slen && strcmp(name + n - slen, suffix) == 0) {
 		*kind = 'p';
-	} else if (strncmp(mark, CLAIM_MARK, strlen(CLAIM_MARK)) == 0) {
+		tlen = n - slen;
+	} else if (mark != NULL) {
 		const char *stamp = mark + strlen(CLAIM_MARK);
 		if (stamp[0] == '\0' ||
 		    strspn(stamp, "0123456789-") != strlen(stamp))
 			return -1;
 		*kind = 'w';
+		tlen = (size_t)(mark - name);
 	} else {
 		return -1;
 	}
