@@ -86,14 +86,29 @@ run:
 stop:
 	tools/stop-run
 
+DOCDIR = $(PREFIX)/share/doc/podio-hook
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(DOCDIR)/examples/lighttpd $(DESTDIR)$(DOCDIR)/examples/apache
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/podio-hook
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
+	install -m 0644 man/podio-hook.1 $(DESTDIR)$(MANDIR)/man1/podio-hook.1
+	install -m 0644 man/podio-hook.ini.5 \
+	  $(DESTDIR)$(MANDIR)/man5/podio-hook.ini.5
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 cgi-bin/podio-hook.ini.example cgi-bin/.htaccess \
+	  $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 lighttpd/*.conf $(DESTDIR)$(DOCDIR)/examples/lighttpd/
+	install -m 0644 apache/*.conf $(DESTDIR)$(DOCDIR)/examples/apache/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/podio-hook \
-	      $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
+	      $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi \
+	      $(DESTDIR)$(MANDIR)/man1/podio-hook.1 \
+	      $(DESTDIR)$(MANDIR)/man5/podio-hook.ini.5
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i lib/*.[ch] fcgi/*.[ch] tests/unit/*.c
