@@ -62,9 +62,10 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 $(BUILD)/podio-hook: $(LIB_OBJ) $(FCGI_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(STATIC_LIBS)
 
-# The deployable binary is the variant last built.
-$(BIN): $(BUILD)/podio-hook
-	cp $< $@.tmp && mv $@.tmp $@
+# The deployable binary is the variant last built (compared, not dated:
+# switching between SANITIZE=1 and a plain build must replace it).
+$(BIN): $(BUILD)/podio-hook FORCE
+	@cmp -s $< $@ || { cp $< $@.tmp && mv $@.tmp $@ && echo "cp $< $@"; }
 
 $(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
 $(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../lib/claim.h"
+#include "../lib/jsoncheck.h"
 #include "../lib/log.h"
 #include "child.h"
 
@@ -113,12 +114,18 @@ static struct ev line_at(const char *map, size_t size, off_t off)
 	return e;
 }
 
+/* 1 when the line is handed over, 0 when it must be quarantined. */
+static int event_valid(const char *map, const struct ev *e)
+{
+	return e->terminated && jsoncheck_object(map + e->off, e->len - 1);
+}
+
 /* The event as JSON, or NULL when it must be quarantined. */
 static json_t *parse_event(const char *map, const struct ev *e)
 {
 	if (!e->terminated)
 		return NULL;
-	json_t *j = json_loadb(map + e->off, e->len - 1, 0, NULL);
+	json_t *j = json_loadb(map + e->off, e->len - 1, JSON_ALLOW_NUL, NULL);
 	if (j != NULL && !json_is_object(j)) {
 		json_decref(j);
 		j = NULL;
@@ -274,13 +281,24 @@ static int offer(struct drain *d, const struct claim_work *w, const char *map,
 {
 	char why[CHILD_WHY_MAX];
 	int rc = 0;
-	json_t *j = parse_event(map, e);
 	d->offered++;
+	if (d->exec_cmd == NULL) {
+		/* Print mode needs no tree: checking the line is enough. */
+		if (!event_valid(map, e)) {
+			rc = quarantine(d, w, map, e);
+		} else {
+			rc = print_line(d, map + e->off, e->len);
+			d->handled += rc == 0;
+		}
+		if (rc == 0 && e->attempts > 0)
+			claim_state_drop(st, retry_i);
+		else if (rc == 0)
+			st->offset = e->off + (off_t)e->len;
+		return rc;
+	}
+	json_t *j = parse_event(map, e);
 	if (j == NULL) {
 		rc = quarantine(d, w, map, e);
-	} else if (d->exec_cmd == NULL) {
-		rc = print_line(d, map + e->off, e->len);
-		d->handled += rc == 0;
 	} else if (exec_event(d, map, e, j, why) == 0) {
 		d->handled++;
 	} else {
@@ -381,12 +399,10 @@ static int batch(struct drain *d, const struct claim_work *w, const char *map,
 			break;
 		}
 		d->offered++;
-		json_t *j = parse_event(map, &e);
-		if (j == NULL) {
+		if (!event_valid(map, &e)) {
 			rc = quarantine(d, w, map, &e);
 			e.attempts = UINT_MAX; /* settled: not in the batch */
 		}
-		json_decref(j);
 		if (n == cap) {
 			cap *= 2;
 			struct ev *g1 = realloc(evs, cap * sizeof *evs);

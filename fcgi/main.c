@@ -93,17 +93,36 @@ static int cmd_listen(struct app *a, const char *spec)
 	return serve_fastcgi(a, fd);
 }
 
+/* The command named at argv[i]; the config, once loaded, stays in *a. */
+static int command(struct app *a, int argc, char **argv, int i)
+{
+	if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
+		return cmd_check(a);
+	if (strcmp(argv[i], "hook") == 0)
+		return hookcmd_main(a, argc - i, argv + i);
+	if (strcmp(argv[i], "drain") == 0)
+		return drain_main(a, argc - i, argv + i);
+	if (strcmp(argv[i], "status") == 0)
+		return status_main(a, argc - i, argv + i);
+	fprintf(stderr, "podio-hook: unknown command '%s'\n", argv[i]);
+	return usage(stderr, 2);
+}
+
 int main(int argc, char **argv)
 {
 	struct app a = {0};
 	const char *listen_on = NULL;
 	int i = 1;
+	int rc;
 
 	if (serve_is_fastcgi(STDIN_FILENO))
 		return serve_fastcgi(&a, STDIN_FILENO);
 	/* A CGI query without '=' may turn into argv: never obey it. */
-	if (getenv("GATEWAY_INTERFACE") != NULL)
-		return serve_cgi(&a);
+	if (getenv("GATEWAY_INTERFACE") != NULL) {
+		rc = serve_cgi(&a);
+		app_unload(&a);
+		return rc;
+	}
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -128,14 +147,7 @@ int main(int argc, char **argv)
 				"FastCGI\n");
 		return usage(stderr, 2);
 	}
-	if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
-		return cmd_check(&a);
-	if (strcmp(argv[i], "hook") == 0)
-		return hookcmd_main(&a, argc - i, argv + i);
-	if (strcmp(argv[i], "drain") == 0)
-		return drain_main(&a, argc - i, argv + i);
-	if (strcmp(argv[i], "status") == 0)
-		return status_main(&a, argc - i, argv + i);
-	fprintf(stderr, "podio-hook: unknown command '%s'\n", argv[i]);
-	return usage(stderr, 2);
+	rc = command(&a, argc, argv, i);
+	app_unload(&a);
+	return rc;
 }

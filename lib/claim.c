@@ -146,7 +146,8 @@ ssize_t claim_list(const char *dir, struct claim_work **out,
 		v[n++] = w;
 	}
 	closedir(d);
-	qsort(v, n, sizeof *v, by_claim_age);
+	if (n > 1)
+		qsort(v, n, sizeof *v, by_claim_age);
 	*out = v;
 	return (ssize_t)n;
 }
