@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "claim.h"
 #include "spool.h"
 
@@ -41,8 +42,7 @@ static int setup(void **state)
 	struct fx *t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return -1;
-	snprintf(t->dir, sizeof t->dir, "/tmp/claim_test.XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
+	if (tmpdir_make(t->dir, sizeof t->dir, "claim_test") != 0) {
 		free(t);
 		return -1;
 	}
@@ -53,19 +53,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *t = *state;
-	int rc = nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = tmpdir_remove(t->dir);
 	free(t);
 	return rc;
 }

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "config.h"
 #include "log.h"
 
@@ -57,21 +58,12 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *t = *state;
 	config_free(&t->c);
 	log_set_sink(NULL);
-	int rc = nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = tmpdir_remove(t->dir);
 	free(t);
 	return rc;
 }

@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "spool.h"
 
 /* ---- injected failures ------------------------------------------------- */
@@ -108,8 +109,7 @@ static int setup(void **state)
 	struct fx *t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return -1;
-	snprintf(t->dir, sizeof t->dir, "/tmp/spool_test.XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
+	if (tmpdir_make(t->dir, sizeof t->dir, "spool_test") != 0) {
 		free(t);
 		return -1;
 	}
@@ -123,22 +123,13 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *t = *state;
 	umask(t->old_umask);
 	wv.fault = FAULT_NONE;
 	fds.fail_errno = 0;
-	int rc = nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = tmpdir_remove(t->dir);
 	free(t);
 	return rc;
 }
