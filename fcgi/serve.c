@@ -17,7 +17,7 @@
 #include "receive.h"
 
 /* Beyond these a rejected CGI body is left unread (see cgi_discard_input). */
-#define CGI_DISCARD_MAX (64ull * 1024 * 1024)
+#define CGI_DISCARD_MAX	    (64ull * 1024 * 1024)
 #define CGI_DISCARD_WAIT_MS 2000
 
 /* Enough for a burst of Podio deliveries while a request is in flight. */
