@@ -92,7 +92,8 @@ DOCDIR = $(PREFIX)/share/doc/podio-hook
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(DOCDIR)/examples/lighttpd $(DESTDIR)$(DOCDIR)/examples/apache
+	  $(DESTDIR)$(DOCDIR)/examples/lighttpd $(DESTDIR)$(DOCDIR)/examples/apache \
+	  $(DESTDIR)$(DOCDIR)/examples/systemd
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/podio-hook
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
 	install -m 0644 man/podio-hook.1 $(DESTDIR)$(MANDIR)/man1/podio-hook.1
@@ -103,6 +104,8 @@ install: all
 	  $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 lighttpd/*.conf $(DESTDIR)$(DOCDIR)/examples/lighttpd/
 	install -m 0644 apache/*.conf $(DESTDIR)$(DOCDIR)/examples/apache/
+	install -m 0644 systemd/podio-hook.service systemd/podio-hook.socket \
+	  $(DESTDIR)$(DOCDIR)/examples/systemd/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/podio-hook \

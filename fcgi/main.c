@@ -115,8 +115,14 @@ int main(int argc, char **argv)
 	int i = 1;
 	int rc;
 
-	if (serve_is_fastcgi(STDIN_FILENO))
+	if (serve_is_fastcgi(STDIN_FILENO)) {
+		/* Spawned: only --config applies (lighttpd bin-path may pass it). */
+		for (i = 1; i + 1 < argc; i++) {
+			if (strcmp(argv[i], "--config") == 0)
+				a.config_opt = argv[++i];
+		}
 		return serve_fastcgi(&a, STDIN_FILENO);
+	}
 	/* A CGI query without '=' may turn into argv: never obey it. */
 	if (getenv("GATEWAY_INTERFACE") != NULL) {
 		rc = serve_cgi(&a);

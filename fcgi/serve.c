@@ -147,9 +147,14 @@ static int fcgi_write(void *ctx, const char *buf, size_t len)
  * while waiting in accept, so one that arrives mid-request is delivered
  * the moment the answer is out; the handler then has nothing to finish.
  */
+/* The Unix socket --listen made, removed on the way out. */
+static char listen_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
 static void on_stop(int sig)
 {
 	(void)sig;
+	if (listen_path[0] != '\0')
+		unlink(listen_path);
 	_exit(0);
 }
 
@@ -226,6 +231,7 @@ static int listen_unix(const char *path)
 			close(fd);
 		return -1;
 	}
+	memcpy(listen_path, sun.sun_path, sizeof listen_path);
 	return fd;
 }
 

@@ -405,6 +405,9 @@ static int capture_ini_error(const char *fmt, ...)
 		vsnprintf(ini_error, sizeof ini_error, fmt, ap);
 	}
 	va_end(ap);
+	size_t n = strlen(ini_error);
+	while (n > 0 && (ini_error[n - 1] == '\n' || ini_error[n - 1] == ' '))
+		ini_error[--n] = '\0';
 	for (char *p = ini_error; *p != '\0'; p++) {
 		if (*p == '\n')
 			*p = ' ';

@@ -7,6 +7,14 @@ Every case of the table runs through every setup (kcgi style):
     lighttpd-cgi      lighttpd/podio-hook-cgi.conf      (mod_cgi)
     apache-cgi        apache/podio-hook-cgi.conf        (mpm_event + mod_cgid)
     apache-fcgid      apache/podio-hook-fcgid.conf      (mpm_event + mod_fcgid)
+    apache-proxy-fcgi apache/podio-hook-proxy-fcgi.conf (mpm_event +
+                      mod_proxy_fcgi to `podio-hook --listen SOCKET`, which
+                      the harness starts and stops by pid itself)
+    apache-htaccess   cgi-bin/.htaccess                 (mpm_event + mod_cgid,
+                      shared hosting: a docroot folder cgi-bin/ holding the
+                      binary as podio-hook.cgi, the .htaccess and the
+                      podio-hook.ini found beside the binary; hook URL
+                      /cgi-bin/podio-hook.cgi)
 
 Each setup wraps the shipped snippet, changing only paths, in a minimal main
 server config written to a temporary directory, and starts one server
@@ -14,11 +22,15 @@ instance per receiver configuration the cases need (main, secret, ...), each
 listening on its own free port on 127.0.0.1.  Every HTTP request is made by
 the curl binary.  The spool is read back after every case: a 2xx case must
 have appended exactly the expected line, any other case nothing at all.
+Some setups add cases of their own (URLs that must not reach podio-hook,
+files the .htaccess must not serve, SIGTERM during a request).
 
     python3 tests/integration/run.py [--bin PATH] [--only SETUP[,SETUP]] [--keep]
 
 Output: one line per case, "ok - SETUP: NAME" or "FAIL - SETUP: NAME: WHY"
-(followed by "# " lines of evidence), and last "N passed, M failed".
+(followed by "# " lines of evidence), and last "N passed, M failed".  A case
+that cannot run on this machine is "ok - SETUP: NAME # SKIP WHY", counted in
+neither (apache-htaccess's no-config cases when /etc/podio-hook.ini exists).
 Exit status 1 when anything failed.  Python 3 standard library only.
 """
 
@@ -42,8 +54,13 @@ APACHE_MODULES = '/usr/lib/apache2/modules'
 # The user the servers run CGI / FastCGI programs as when started by root.
 RUN_USER = 'www-data'
 
-SETUPS = ['lighttpd-fastcgi', 'lighttpd-cgi', 'apache-cgi', 'apache-fcgid']
-FASTCGI_SETUPS = ('lighttpd-fastcgi', 'apache-fcgid')
+SETUPS = ['lighttpd-fastcgi', 'lighttpd-cgi', 'apache-cgi', 'apache-fcgid',
+          'apache-proxy-fcgi', 'apache-htaccess']
+FASTCGI_SETUPS = ('lighttpd-fastcgi', 'apache-fcgid', 'apache-proxy-fcgi')
+# Where each setup's snippet puts the receiver.
+HOOK_PATH = {'apache-htaccess': '/cgi-bin/podio-hook.cgi'}
+# The config podio-hook falls back to when nothing else names one.
+ETC_CONFIG = '/etc/podio-hook.ini'
 
 MAX_BODY = 1024                  # [receiver] max_body of the instances
 SECRET = 'S3cr3t-Value_42'       # [receiver] secret of the "secret" instance
@@ -159,6 +176,13 @@ EVENTS = [
 ITEM = [('type', 'item.create'), ('item_id', '42')]
 
 
+def all_of(*checks):
+    """A check made of several: every problem of each."""
+    def check(inst, res, during):
+        return [p for c in checks for p in c(inst, res, during)]
+    return check
+
+
 def log_lacks(*needles):
     """A check: none of needles appears anywhere in the instance's logs."""
     def check(inst, res, during):
@@ -169,13 +193,15 @@ def log_lacks(*needles):
 
 
 def log_has(needle):
-    """A check: the case logged a podio-hook line containing needle."""
+    """A check: the case logged a podio-hook line containing needle (a
+    string, or a function of the instance giving one)."""
     def check(inst, res, during):
+        want = needle(inst) if callable(needle) else needle
         for line in during.splitlines():
-            if 'podio-hook[' in line and needle in line:
+            if 'podio-hook[' in line and want in line:
                 return []
         return ['no podio-hook log line containing %r during the case'
-                % needle]
+                % want]
     return check
 
 
@@ -365,7 +391,12 @@ def build_cases():
     # 500: no usable configuration.
     add(bad_case('500 PODIO_HOOK_CONFIG names a missing file, logged', 500,
                  form(ITEM), variant='noconfig',
-                 check=log_has('does-not-exist.ini')))
+                 check=log_has(lambda inst: inst.config),
+                 overrides={'apache-htaccess': dict(
+                     name='500 no podio-hook.ini beside the binary and no '
+                          '%s, logged with the paths tried' % ETC_CONFIG,
+                     check=all_of(log_has(lambda inst: inst.config),
+                                  log_has(ETC_CONFIG)))}))
     add(bad_case('500 config with an unknown key, logged', 500, form(ITEM),
                  variant='badconfig', check=log_has('no_such_key')))
     add(Case('500 before 405: GET with the config missing', 500,
@@ -375,6 +406,120 @@ def build_cases():
     for v in VARIANTS:
         add(Case('log lines are "podio-hook[PID]: LEVEL: message" (%s)' % v,
                  None, variant=v, check=log_lines_wellformed))
+    return cases
+
+
+class PathCase:
+    """A request to another URL of a setup's server: what the server
+    itself must answer, without podio-hook ever seeing it.
+
+    status: the acceptable statuses; lacks: byte strings the body must not
+    hold; prepare(inst) -> problems runs first (creates the file asked for).
+    The spool must not change and podio-hook must log nothing.
+    """
+
+    def __init__(self, name, path, status, method='GET', body=None,
+                 lacks=(), prepare=None, variant='main'):
+        self.name = name
+        self.path = path
+        self.status = status
+        self.method = method
+        self.body = body
+        self.ctype = FORM if body is not None else None
+        self.query = ''
+        self.lacks = lacks
+        self.prepare = prepare
+        self.variant = variant
+
+
+def put_file(rel, content, mode=0o644, run_user=False):
+    """prepare: writes docroot/rel (as a host would hold it)."""
+    def prepare(inst):
+        path = os.path.join(inst.docroot, rel)
+        with open(path, 'wb') as f:
+            f.write(content)
+        if run_user:
+            chown_run(path, mode)
+        else:
+            os.chmod(path, mode)
+        return []
+    return prepare
+
+
+def spooled_file(rel):
+    """prepare: docroot/rel must be a spool file the cases above wrote."""
+    def prepare(inst):
+        path = os.path.join(inst.docroot, rel)
+        try:
+            with open(path, 'rb') as f:
+                if b'"params"' in f.read():
+                    return []
+        except OSError as e:
+            return ['precondition: %s unreadable: %s' % (path, e)]
+        return ['precondition: %s holds no event' % path]
+    return prepare
+
+
+def setup_cases(setup):
+    """Cases of one setup alone, run after the table and the bulk run."""
+    cases = []
+    event = form(ITEM + [('hook_id', '1001')])
+    if setup != 'apache-htaccess':
+        # The snippets claim exactly /hook; mod_alias's ScriptAlias and
+        # Alias (apache-cgi, apache-fcgid) also run it for /hook/anything
+        # (as PATH_INFO), which is harmless and not tested here.
+        paths = ['/hookfoo']
+        if setup.startswith('lighttpd') or setup == 'apache-proxy-fcgi':
+            paths += ['/hook/', '/hook/x', '/hook.x']
+        for path in paths:
+            cases.append(PathCase('POST %s does not reach podio-hook' % path,
+                                  path, (403, 404), method='POST',
+                                  body=event))
+        return cases
+    # apache-htaccess: what the .htaccess must keep from being served.  The
+    # server config lets the folder be served and listed; podio-hook.ini,
+    # the spool (in the web folder for the main instance) and dotfiles are
+    # readable by the server's user, so only the .htaccess stands between
+    # them and the web.
+    d = 'cgi-bin/'
+    cases += [
+        PathCase('GET a plain file in the folder is served (control)',
+                 '/%sreadme.txt' % d, (200,),
+                 prepare=put_file(d + 'readme.txt', b'served\n')),
+        PathCase('GET /cgi-bin/podio-hook.ini 403, config not served',
+                 '/%spodio-hook.ini' % d, (403,),
+                 lacks=(b'[spool]', b'dir =', b'max_body')),
+        PathCase('GET /cgi-bin/podio-hook.ini~ (editor backup) 403',
+                 '/%spodio-hook.ini~' % d, (403,), lacks=(b'[spool]',),
+                 prepare=put_file(d + 'podio-hook.ini~',
+                                  b'[spool]\ndir = backup\n')),
+        PathCase('GET /cgi-bin/.htaccess 403', '/%s.htaccess' % d, (403,),
+                 lacks=(b'FilesMatch', b'ExecCGI')),
+        PathCase('GET /cgi-bin/.env (a dotfile) 403', '/%s.env' % d, (403,),
+                 lacks=(b'DOTFILE_CONTENT',),
+                 prepare=put_file(d + '.env', b'DOTFILE_CONTENT=1\n')),
+        PathCase('GET /cgi-bin/ 403, no listing', '/' + d, (403,),
+                 lacks=(b'podio-hook', b'readme')),
+        PathCase('GET /cgi-bin/spool/item.create.jsonl (spool in the web '
+                 'folder) 403, no event served',
+                 '/%sspool/item.create.jsonl' % d, (403,),
+                 lacks=(b'"params"', b'item.create'),
+                 prepare=spooled_file(d + 'spool/item.create.jsonl')),
+        PathCase('GET a claimed spool file *.jsonl.claim-* 403',
+                 '/%sspool/item.update.jsonl.claim-1-2' % d, (403,),
+                 lacks=(b'"params"',),
+                 prepare=put_file(d + 'spool/item.update.jsonl.claim-1-2',
+                                  b'{"params":{}}\n', 0o640, True)),
+        PathCase('GET the token cache spool/.podio-token 403',
+                 '/%sspool/.podio-token' % d, (403,), lacks=(b'TOKEN',),
+                 prepare=put_file(d + 'spool/.podio-token', b'TOKEN\n',
+                                  0o600, True)),
+        PathCase('GET /cgi-bin/spool/ 403, no listing', '/%sspool/' % d,
+                 (403,), lacks=(b'jsonl',)),
+        PathCase('POST /cgi-bin/podio-hook.ini does not run or serve '
+                 'anything', '/%spodio-hook.ini' % d, (403,), method='POST',
+                 body=event, lacks=(b'[spool]',)),
+    ]
     return cases
 
 
@@ -464,17 +609,52 @@ class Instance:
         self.port = None
         self.pid_file = None
         self.stderr_path = os.path.join(self.dir, 'server.stderr')
+        # apache-proxy-fcgi: the `podio-hook --listen` process, its socket
+        # and its standard error (its log: Apache never sees it).
+        self.backend = None
+        self.socket = os.path.join(self.run, 'podio-hook.sock')
+        self.backend_log = os.path.join(self.dir, 'podio-hook.stderr')
+        self.hook_path = HOOK_PATH.get(setup, '/hook')
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         os.mkdir(self.run)
         chown_run(self.run, 0o755)
         os.mkdir(self.docroot, 0o755)
+        os.chmod(self.docroot, 0o755)
+        # Where the config goes; apache-htaccess: beside the binary.
+        self.config_dir = self.dir
+        self.spool_in_config = None
+        if setup == 'apache-htaccess':
+            self.setup_htaccess_folder()
         self.config = self.write_config(VARIANTS[variant])
+
+    def setup_htaccess_folder(self):
+        """docroot/cgi-bin/ as a user uploads it: the binary as
+        podio-hook.cgi and the repository's .htaccess, unchanged.  The main
+        instance keeps its spool in the web folder too ("dir = spool",
+        relative to the config), so that the .htaccess must guard it."""
+        self.cgi_dir = os.path.join(self.docroot, 'cgi-bin')
+        os.mkdir(self.cgi_dir)
+        os.chmod(self.cgi_dir, 0o755)
+        exe = os.path.join(self.cgi_dir, 'podio-hook.cgi')
+        shutil.copy(self.h.bin, exe)
+        os.chmod(exe, 0o755)
+        self.h.bins.append(exe)
+        shutil.copy(os.path.join(REPO, 'cgi-bin', '.htaccess'),
+                    os.path.join(self.cgi_dir, '.htaccess'))
+        os.chmod(os.path.join(self.cgi_dir, '.htaccess'), 0o644)
+        self.config_dir = self.cgi_dir
+        if self.variant == 'main':
+            self.spool = os.path.join(self.cgi_dir, 'spool')
+            self.spool_in_config = 'spool'
 
     def write_config(self, v):
         if v.get('config') == 'missing':
             os.mkdir(self.spool)
             chown_run(self.spool, 0o755)
+            if self.setup == 'apache-htaccess':
+                # Nothing beside the binary (and no ETC_CONFIG).
+                return os.path.join(self.config_dir, 'podio-hook.ini')
             return os.path.join(self.dir, 'does-not-exist.ini')
         if v.get('spool') == 'missing':
             self.spool = os.path.join(self.dir, 'no-such-spool')
@@ -492,14 +672,14 @@ class Instance:
                 f.write(LOCKED_CONTENT)
             os.chmod(locked, 0o444)
         text = ('[spool]\ndir = %s\nsync = yes\nfile_mode = 0640\n\n'
-                % self.spool)
+                % (self.spool_in_config or self.spool))
         recv = v.get('receiver', {})
         if recv:
             text += '[receiver]\n' + ''.join(
                 '%s = %s\n' % kv for kv in recv.items()) + '\n'
         text += '[log]\nlevel = debug\n'
         text += v.get('extra', '')
-        path = os.path.join(self.dir, 'podio-hook.ini')
+        path = os.path.join(self.config_dir, 'podio-hook.ini')
         with open(path, 'w') as f:
             f.write(text)
         # Readable by the server's user, by nobody else: it may hold the
@@ -544,11 +724,19 @@ class Instance:
         return ['lighttpd', '-D', '-f', path]
 
     def apache_conf(self):
-        kind = 'fcgid' if self.setup == 'apache-fcgid' else 'cgi'
-        src = os.path.join(REPO, 'apache', 'podio-hook-%s.conf' % kind)
+        kind = {'apache-fcgid': 'fcgid', 'apache-cgi': 'cgi',
+                'apache-proxy-fcgi': 'proxy-fcgi',
+                'apache-htaccess': 'htaccess'}[self.setup]
         self.pid_file = os.path.join(self.run, 'httpd.pid')
-        mods = ['mpm_event', 'authz_core', 'mime', 'alias', 'env']
-        mods.append('fcgid' if kind == 'fcgid' else 'cgid')
+        # Only the modules each snippet needs, so that a missing one shows.
+        mods = ['mpm_event', 'authz_core', 'mime'] + {
+            'cgi': ['alias', 'env', 'cgid'],
+            'fcgid': ['alias', 'env', 'fcgid'],
+            'proxy-fcgi': ['proxy', 'proxy_fcgi'],
+            # mod_dir and mod_autoindex as on a typical host, so that the
+            # .htaccess's "-Indexes" has something to turn off.
+            'htaccess': ['cgid', 'dir', 'autoindex'],
+        }[kind]
         lines = ['ServerRoot "%s"' % self.dir]
         lines += ['LoadModule %s_module %s/mod_%s.so' % (m, APACHE_MODULES, m)
                   for m in mods]
@@ -573,21 +761,96 @@ class Instance:
             lines += ['FcgidIPCDir "%s"' % os.path.join(self.run, 'fcgid'),
                       'FcgidProcessTableFile "%s"'
                       % os.path.join(self.run, 'fcgid_shm')]
-        else:
+        elif kind in ('cgi', 'htaccess'):
             lines.append('ScriptSock "%s"' % os.path.join(self.run, 'cgid.sock'))
-        lines += ['Define PODIO_HOOK_BIN "%s"' % self.h.bin,
-                  'Define PODIO_HOOK_CONFIG "%s"' % self.config,
-                  'Include "%s"' % src]
+        if kind == 'htaccess':
+            # A shared host's web space: served, listed, no CGI until the
+            # .htaccess asks, and exactly the AllowOverride classes the
+            # .htaccess says it needs.  Deliberately no server-wide
+            # "<Files .ht*> Require all denied" (Debian's apache2.conf has
+            # one): the .htaccess must protect itself.
+            lines += [
+                '<Directory "%s">' % self.docroot,
+                '    Options Indexes FollowSymLinks',
+                '    AllowOverride Options FileInfo AuthConfig',
+                '    Require all granted',
+                '</Directory>',
+            ]
+        elif kind == 'proxy-fcgi':
+            lines += ['Define PODIO_HOOK_SOCKET "%s"' % self.socket,
+                      'Include "%s"' % os.path.join(
+                          REPO, 'apache', 'podio-hook-proxy-fcgi.conf')]
+        else:
+            lines += ['Define PODIO_HOOK_BIN "%s"' % self.h.bin,
+                      'Define PODIO_HOOK_CONFIG "%s"' % self.config,
+                      'Include "%s"' % os.path.join(
+                          REPO, 'apache', 'podio-hook-%s.conf' % kind)]
         path = os.path.join(self.dir, 'httpd.conf')
         with open(path, 'w') as f:
             f.write('\n'.join(lines) + '\n')
         return ['apache2', '-f', path, '-DFOREGROUND']
+
+    def start_backend(self):
+        """apache-proxy-fcgi: podio-hook --listen on the run directory's
+        socket, as the server's user (so that Apache's children may connect
+        to the socket it creates), the config named by PODIO_HOOK_CONFIG."""
+        env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C',
+               'PODIO_HOOK_CONFIG': self.config}
+        kw = {}
+        ids = run_ids()
+        if ids is not None:
+            kw = dict(user=ids[0], group=ids[1], extra_groups=[])
+        with open(self.backend_log, 'ab') as err:
+            self.backend = subprocess.Popen(
+                [self.h.bin, '--listen', self.socket], cwd='/',
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                start_new_session=True, **kw)
+
+    def wait_backend(self, timeout=15):
+        """Waits until podio-hook --listen accepts connections on its
+        socket (a stale socket file from an earlier run may be there)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.backend.poll() is not None:
+                raise RuntimeError('podio-hook --listen %s exited with status '
+                                   '%s before listening'
+                                   % (self.socket, self.backend.returncode))
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                    c.connect(self.socket)
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError('podio-hook --listen %s did not listen '
+                                   'within %d s' % (self.socket, timeout))
+            time.sleep(0.02)
+
+    def stop_backend(self, timeout=10):
+        """SIGTERM to podio-hook --listen by its pid; it must exit 0."""
+        if self.backend is None:
+            return []
+        if self.backend.poll() is None:
+            os.kill(self.backend.pid, signal.SIGTERM)
+        try:
+            rc = self.backend.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.backend.pid, signal.SIGKILL)
+            self.backend.wait()
+            return ['podio-hook --listen (pid %d) ignored SIGTERM for %d s; '
+                    'killed' % (self.backend.pid, timeout)]
+        if rc != 0:
+            return ['podio-hook --listen (pid %d) exited with status %d '
+                    'after SIGTERM, want 0' % (self.backend.pid, rc)]
+        return []
 
     # -- start / stop ------------------------------------------------------
 
     def start(self):
         """Starts the server; wait_ready() tells when it answers."""
         self.port = free_port()
+        if self.setup == 'apache-proxy-fcgi':
+            self.start_backend()
         if self.setup.startswith('lighttpd'):
             argv = self.lighttpd_conf()
         else:
@@ -601,6 +864,8 @@ class Instance:
     def wait_ready(self, timeout=15):
         """Waits until the server answers HTTP; raises with its logs if not."""
         deadline = time.monotonic() + timeout
+        if self.backend is not None:
+            self.wait_backend(timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('%s exited with status %s before answering'
@@ -620,7 +885,12 @@ class Instance:
                                               self.port)
 
     def stop(self):
-        """Stops the server by its own pid; returns problems found."""
+        """Stops the server, then podio-hook --listen, each by its own pid;
+        returns problems found."""
+        problems = self.stop_server()
+        return problems + self.stop_backend()
+
+    def stop_server(self):
         problems = []
         if self.proc is None or self.proc.poll() is not None:
             return problems
@@ -644,8 +914,12 @@ class Instance:
 
     def logs(self):
         """The server's error log, then its own stderr: lighttpd run in the
-        foreground leaves its CGI and FastCGI programs' stderr there."""
-        return [self.error_log, self.stderr_path]
+        foreground leaves its CGI and FastCGI programs' stderr there;
+        podio-hook --listen's own stderr last."""
+        logs = [self.error_log, self.stderr_path]
+        if self.setup == 'apache-proxy-fcgi':
+            logs.append(self.backend_log)
+        return logs
 
     def log_mark(self):
         mark = {}
@@ -669,9 +943,10 @@ class Instance:
         return ''.join(t if t.endswith('\n') or not t else t + '\n'
                        for t in out)
 
-    def url(self, query=''):
-        return 'http://127.0.0.1:%d/hook%s' % (self.port,
-                                               '?' + query if query else '')
+    def url(self, query='', path=None):
+        return 'http://127.0.0.1:%d%s%s' % (
+            self.port, self.hook_path if path is None else path,
+            '?' + query if query else '')
 
 
 # --------------------------------------------------------------------------
@@ -694,6 +969,23 @@ class Result:
         return 'status %s, headers [%s], body %r%s' % (
             self.status, hdrs, self.body[:300],
             ', ' + self.curl_error if self.curl_error else '')
+
+
+def dechunk(head, body):
+    """The body of a raw HTTP/1.1 answer, chunked or not."""
+    if b'transfer-encoding: chunked' not in head.lower():
+        return body
+    out = b''
+    while True:
+        size, _, rest = body.partition(b'\r\n')
+        try:
+            n = int(size.split(b';')[0], 16)
+        except ValueError:
+            return None
+        if n == 0:
+            return out
+        out += rest[:n]
+        body = rest[n + 2:]
 
 
 def parse_headers(raw):
@@ -723,10 +1015,14 @@ class Harness:
         self.bin = os.path.join(bindir, 'podio-hook.cgi')
         shutil.copy(args.bin, self.bin)
         os.chmod(self.bin, 0o755)
+        # Every copy of the binary a server may run (leftovers() looks for
+        # processes of each): apache-htaccess puts one in each docroot.
+        self.bins = [self.bin]
         self.work = os.path.join(self.tmp, 'work')
         os.mkdir(self.work, 0o700)
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
         self.seq = 0
 
     # -- reporting ---------------------------------------------------------
@@ -734,6 +1030,11 @@ class Harness:
     def ok(self, setup, name):
         self.passed += 1
         print('ok - %s: %s' % (setup, name), flush=True)
+
+    def skip(self, setup, name, why):
+        """Not run, not counted as passed (TAP's SKIP directive)."""
+        self.skipped += 1
+        print('ok - %s: %s # SKIP %s' % (setup, name, why), flush=True)
 
     def fail(self, setup, name, why, evidence=(), inst=None, log_mark=None):
         self.failed += 1
@@ -773,7 +1074,7 @@ class Harness:
         # empty header value removes it.
         argv += ['-H', 'Content-Type: ' + case.ctype if case.ctype is not None
                  else 'Content-Type:']
-        argv.append(inst.url(case.query))
+        argv.append(inst.url(case.query, getattr(case, 'path', None)))
         r = subprocess.run(argv, capture_output=True, text=True)
         headers, body = [], b''
         if os.path.exists(base + '.head'):
@@ -955,6 +1256,121 @@ class Harness:
         else:
             self.ok(inst.setup, case.name)
 
+    def run_path_case(self, inst, case):
+        problems = case.prepare(inst) if case.prepare else []
+        if problems:
+            self.fail(inst.setup, case.name, problems[0], problems[1:])
+            return
+        before = self.snapshot(inst.spool)
+        mark = inst.log_mark()
+        res = self.curl(inst, case)
+        after = self.snapshot(inst.spool)
+        if res.curl_error is not None:
+            problems.append('broken answer (%s)' % res.curl_error)
+        if res.status not in case.status:
+            problems.append('status %d, want %s' % (
+                res.status, ' or '.join(str(c) for c in case.status)))
+        for needle in case.lacks:
+            if needle in res.body:
+                problems.append('body contains %r' % needle)
+        if before != after:
+            problems.append('spool changed: %s' % '; '.join(
+                self.diff_snapshots(before, after)))
+        for line in inst.read_logs(mark).splitlines():
+            if 'podio-hook[' in line:
+                problems.append('podio-hook saw it: %s' % line.strip())
+                break
+        if problems:
+            self.fail(inst.setup, case.name, problems[0],
+                      ['request: %s %s body=%r' % (case.method,
+                                                   inst.url('', case.path),
+                                                   case.body),
+                       'got: ' + res.show()] + problems[1:],
+                      inst=inst, log_mark=mark)
+        else:
+            self.ok(inst.setup, case.name)
+
+    # -- SIGTERM during a request (podio-hook --listen) ----------------------
+
+    def term_in_flight(self, inst):
+        """SIGTERM while a request's body is still arriving: podio-hook
+        --listen must answer it (200, spooled), then exit 0."""
+        name = ('SIGTERM during a request: the request is answered 200 and '
+                'spooled, then podio-hook --listen exits 0')
+        pairs = [('type', 'task.update'), ('task_id', '6099'),
+                 ('hook_id', '1001'), ('note', 'in flight')]
+        case = Case(name, 200, body=form(pairs), params=pairs)
+        body = case.body.encode()
+        head = ('POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n'
+                'Content-Type: %s\r\nContent-Length: %d\r\n'
+                'Connection: close\r\n\r\n'
+                % (inst.hook_path, inst.port, FORM, len(body))).encode()
+        before = self.snapshot(inst.spool)
+        mark = inst.log_mark()
+        problems = []
+        t0 = datetime.now(timezone.utc)
+        raw = b''
+        with socket.create_connection(('127.0.0.1', inst.port), 10) as c:
+            c.sendall(head + body[:10])
+            # Long enough for Apache to pass the headers and the first
+            # bytes on and for podio-hook to be reading the rest.
+            time.sleep(0.5)
+            os.kill(inst.backend.pid, signal.SIGTERM)
+            time.sleep(0.5)
+            if inst.backend.poll() is not None:
+                problems.append('podio-hook exited (status %s) before the '
+                                'request in flight was answered'
+                                % inst.backend.returncode)
+            try:
+                c.sendall(body[10:])
+                c.settimeout(20)
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    raw += chunk
+            except OSError as e:
+                problems.append('connection: %s' % e)
+        t1 = datetime.now(timezone.utc)
+        head_raw, _, body_raw = raw.partition(b'\r\n\r\n')
+        if not head_raw.startswith(b'HTTP/1.1 200 '):
+            problems.append('answer %r, want 200' % raw[:300])
+        elif dechunk(head_raw, body_raw) != b'OK\n':
+            problems.append('answer %r, want the body OK' % raw[:300])
+        after = self.snapshot(inst.spool)
+        problems += self.check_appended(case, before, after, t0, t1)
+        try:
+            rc = inst.backend.wait(timeout=10)
+            if rc != 0:
+                problems.append('podio-hook --listen exited with status %d, '
+                                'want 0' % rc)
+        except subprocess.TimeoutExpired:
+            problems.append('podio-hook --listen still running 10 s after '
+                            'SIGTERM and the answer')
+        if problems:
+            self.fail(inst.setup, name, problems[0], problems[1:], inst=inst,
+                      log_mark=mark)
+        else:
+            self.ok(inst.setup, name)
+
+    def backend_restart(self, inst):
+        """After term_in_flight: while podio-hook is down Apache answers
+        503 and nothing is spooled; once it listens again (over its stale
+        socket file) the very next request is served."""
+        down = Case('503 from Apache while podio-hook --listen is not '
+                    'running', 503, body=form(ITEM), server_may_answer=True)
+        self.run_case(inst, down)
+        name = ('podio-hook --listen started again over its stale socket: '
+                'the next request is 200 and spooled')
+        try:
+            inst.start_backend()
+            inst.wait_backend()
+        except (OSError, RuntimeError) as e:
+            self.fail(inst.setup, name, str(e), inst=inst)
+            return
+        up = Case(name, 200, body=form(ITEM), params=ITEM)
+        self.run_case(inst, up)
+
     def check_appended(self, case, before, after, t0, t1):
         name = case.spool_type + '.jsonl'
         problems = []
@@ -1099,6 +1515,14 @@ class Harness:
         if shutil.which(server, path='/usr/sbin:/usr/bin:/sbin:/bin') is None:
             self.fail(setup, 'server', '%s is not installed' % server)
             return
+        if setup == 'apache-htaccess' and os.path.exists(ETC_CONFIG):
+            # podio-hook would find that one: the variant cannot be made.
+            why = ('%s exists, so "no config beside the binary" cannot be '
+                   'tested here' % ETC_CONFIG)
+            for c in cases:
+                if c.variant == 'noconfig':
+                    self.skip(setup, c.for_setup(setup).name, why)
+            cases = [c for c in cases if c.variant != 'noconfig']
         variants = []
         for c in cases:
             if c.variant not in variants:
@@ -1121,16 +1545,24 @@ class Harness:
                 self.run_case(instances[case.variant], case.for_setup(setup))
             kind = 'fastcgi' if setup in FASTCGI_SETUPS else 'cgi'
             self.bulk(instances['main'], BULK_N[kind])
+            for case in setup_cases(setup):
+                self.run_path_case(instances[case.variant], case)
+            if setup == 'apache-proxy-fcgi':
+                self.term_in_flight(instances['main'])
+                self.backend_restart(instances['main'])
         finally:
             problems = []
             for v, inst in instances.items():
                 problems += ['%s: %s' % (v, p) for p in inst.stop()]
             problems += self.leftovers()
+            name = 'stop servers, no podio-hook process left'
+            if setup == 'apache-proxy-fcgi':
+                name = ('stop servers, then each podio-hook --listen by pid '
+                        '(SIGTERM, exit 0), no podio-hook process left')
             if problems:
-                self.fail(setup, 'stop servers, no podio-hook process left',
-                          problems[0], problems[1:])
+                self.fail(setup, name, problems[0], problems[1:])
             else:
-                self.ok(setup, 'stop servers, no podio-hook process left')
+                self.ok(setup, name)
 
     def leftovers(self, wait=5.0):
         """Processes still running our copy of the binary; killed by pid."""
@@ -1146,7 +1578,7 @@ class Harness:
                                                                 'replace')
                 except OSError:
                     continue
-                if argv0 == self.bin:
+                if argv0 in self.bins:
                     pids.append(int(d))
             if not pids or time.monotonic() > deadline:
                 break
@@ -1195,6 +1627,8 @@ def main():
             print('# logs and spools kept in %s' % h.tmp)
         else:
             shutil.rmtree(h.tmp, ignore_errors=True)
+        if h.skipped:
+            print('# %d skipped' % h.skipped)
         print('# %.1f s' % took)
         print('%d passed, %d failed' % (h.passed, h.failed))
     sys.exit(1 if h.failed else 0)
