@@ -202,13 +202,19 @@ int http_perform(const struct http_request *req, struct http_response *res)
 	int bad = c == NULL;
 	struct curl_slist *h = bad ? NULL : headers_for(req, &bad);
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
+	char detail[CURL_ERROR_SIZE] = "";
 	if (!bad) {
 		rc = setup(c, req, res, h);
+		if (rc == CURLE_OK)
+			rc = cu.easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
 		if (rc == CURLE_OK)
 			rc = cu.easy_perform(c);
 	}
 	if (rc == CURLE_OK)
 		cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+	else if (detail[0] != '\0') /* names the cause: which certificate */
+		snprintf(res->error, sizeof res->error, "%s: %s",
+			 cu.easy_strerror(rc), detail);
 	else
 		snprintf(res->error, sizeof res->error, "%s",
 			 cu.easy_strerror(rc));

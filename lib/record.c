@@ -1,117 +1,197 @@
 #include "record.h"
 
-#include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+/* Writes v as exactly width decimal digits, zero-padded; returns the end. */
+static char *digits(char *p, unsigned long long v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + width;
+}
+
 int record_stamp(struct stamp *st)
 {
 	static unsigned long long last_us;
+	static long pid;
 	struct timespec ts;
 	struct tm tm;
-	char day[24];
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 ||
-	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+	    gmtime_r(&ts.tv_sec, &tm) == NULL || tm.tm_year + 1900 > 9999 ||
+	    tm.tm_year + 1900 < 0)
 		return -1;
+	if (pid == 0)
+		pid = (long)getpid();
 	unsigned long long us = (unsigned long long)ts.tv_sec * 1000000ULL +
 				(unsigned long long)ts.tv_nsec / 1000ULL;
 	if (us <= last_us)
 		us = last_us + 1;
 	last_us = us;
-	if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return -1;
-	snprintf(st->received, sizeof st->received, "%s.%06uZ", day,
-		 (unsigned)(ts.tv_nsec / 1000) % 1000000u);
-	snprintf(st->id, sizeof st->id, "%016llu-%ld", us, (long)getpid());
+
+	/* 2026-11-27T05:48:19.123456Z, without strftime's locale work. */
+	char *p = st->received;
+	p = digits(p, (unsigned)tm.tm_year + 1900, 4);
+	*p++ = '-';
+	p = digits(p, (unsigned)tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = digits(p, (unsigned)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = digits(p, (unsigned)tm.tm_hour, 2);
+	*p++ = ':';
+	p = digits(p, (unsigned)tm.tm_min, 2);
+	*p++ = ':';
+	p = digits(p, (unsigned)tm.tm_sec, 2);
+	*p++ = '.';
+	p = digits(p, (unsigned long long)ts.tv_nsec / 1000u % 1000000u, 6);
+	*p++ = 'Z';
+	*p = '\0';
+
+	/* <µs, 16 digits>-<pid> */
+	p = digits(st->id, us, 16);
+	*p++ = '-';
+	char rev[24];
+	int n = 0;
+	for (unsigned long v = (unsigned long)pid; n == 0 || v > 0; v /= 10)
+		rev[n++] = (char)('0' + v % 10);
+	while (n > 0)
+		*p++ = rev[--n];
+	*p = '\0';
 	return 0;
 }
 
-/* Sets key to a string of n bytes; the input is known-good UTF-8. */
-static int put(json_t *obj, const char *key, size_t klen, const char *val,
-	       size_t vlen)
+/*
+ * The line is written directly rather than through a jansson tree: this
+ * is the receiver's hot path, and the input is already known to be
+ * NUL-free UTF-8, so only quoting remains.  The bytes are those jansson's
+ * compact dump gives (tests/unit/record_test.c compares and decodes them).
+ */
+
+/* A byte escaped as \u00XX takes 6 bytes: the bound for a quoted string. */
+static size_t quoted_max(size_t n)
 {
-	json_t *s = json_stringn_nocheck(val, vlen);
-	if (s == NULL)
-		return -1;
-	return json_object_setn_new_nocheck(obj, key, klen, s);
+	return 2 + 6 * n;
 }
 
-static int put_str(json_t *obj, const char *key, const char *val)
+static char *quoted(char *p, const char *s, size_t n)
 {
-	return put(obj, key, strlen(key), val, strlen(val));
-}
-
-static json_t *build(const struct record *r)
-{
-	json_t *root = json_object();
-	json_t *params = json_object();
-	int bad = root == NULL || params == NULL;
-
-	bad = bad || put_str(root, "id", r->stamp->id) != 0;
-	bad = bad || put_str(root, "received", r->stamp->received) != 0;
-	bad = bad || put_str(root, "type", r->type) != 0;
-	bad = bad || put_str(root, "remote_addr", r->remote_addr) != 0;
-	for (size_t i = 0; !bad && i < r->params->n; i++) {
-		const struct form_field *f = &r->params->f[i];
-		if (strcmp(f->key, RECORD_SECRET_KEY) == 0)
+	static const char hex[] = "0123456789ABCDEF";
+	*p++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*p++ = (char)c;
 			continue;
-		bad = put(params, f->key, f->key_len, f->val, f->val_len) != 0;
+		}
+		*p++ = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			*p++ = (char)c;
+			break;
+		case '\b':
+			*p++ = 'b';
+			break;
+		case '\f':
+			*p++ = 'f';
+			break;
+		case '\n':
+			*p++ = 'n';
+			break;
+		case '\r':
+			*p++ = 'r';
+			break;
+		case '\t':
+			*p++ = 't';
+			break;
+		default:
+			memcpy(p, "u00", 3);
+			p[3] = hex[c >> 4];
+			p[4] = hex[c & 15];
+			p += 5;
+		}
 	}
-	if (!bad) {
-		bad = json_object_set_new_nocheck(root, "params", params) != 0;
-		params = NULL;
-	}
-	if (!bad && r->verify_status != NULL) {
-		json_t *v = json_object();
-		const char *d =
-		    r->verify_detail != NULL ? r->verify_detail : "";
-		bad = v == NULL ||
-		      put_str(v, "status", r->verify_status) != 0 ||
-		      put_str(v, "detail", d) != 0;
-		if (bad)
-			json_decref(v);
-		else /* set_new takes v, on failure too */
-			bad = json_object_set_new_nocheck(root, "verification",
-							  v) != 0;
-	}
-	json_decref(params);
-	if (bad) {
-		json_decref(root);
-		return NULL;
-	}
-	return root;
+	*p++ = '"';
+	return p;
+}
+
+static char *raw(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* ,"key":"value" (the comma omitted for the first member). */
+static char *member(char *p, int first, const char *key, const char *val,
+		    size_t vlen)
+{
+	if (!first)
+		*p++ = ',';
+	p = quoted(p, key, strlen(key));
+	*p++ = ':';
+	return quoted(p, val, vlen);
+}
+
+static int skipped(const struct form_field *f)
+{
+	return strcmp(f->key, RECORD_SECRET_KEY) == 0;
 }
 
 char *record_encode(const struct record *r, size_t *len)
 {
-	static int seeded;
-	if (!seeded) {
-		/*
-		 * Objects here hold at most FORM_MAX_FIELDS keys, so hash
-		 * flooding is moot; seeding from the clock spares every CGI
-		 * run jansson's open+read of /dev/urandom.
-		 */
-		json_object_seed(
-		    ((size_t)getpid() * 2654435761u ^ (size_t)time(NULL)) | 1u);
-		seeded = 1;
+	const char *detail = r->verify_detail != NULL ? r->verify_detail : "";
+	/* Keys and punctuation fit in 128 bytes; values are bounded above. */
+	size_t max = 128 + quoted_max(strlen(r->stamp->id)) +
+		     quoted_max(strlen(r->stamp->received)) +
+		     quoted_max(strlen(r->type)) +
+		     quoted_max(strlen(r->remote_addr));
+	for (size_t i = 0; i < r->params->n; i++) {
+		const struct form_field *f = &r->params->f[i];
+		max += 2 + quoted_max(f->key_len) + quoted_max(f->val_len);
 	}
-	json_t *root = build(r);
-	if (root == NULL)
-		return NULL;
-	size_t n = json_dumpb(root, NULL, 0, JSON_COMPACT);
-	char *line = n > 0 ? malloc(n + 1) : NULL;
-	if (line != NULL && json_dumpb(root, line, n, JSON_COMPACT) != n) {
-		free(line);
-		line = NULL;
-	}
-	json_decref(root);
+	if (r->verify_status != NULL)
+		max += 64 + quoted_max(strlen(r->verify_status)) +
+		       quoted_max(strlen(detail));
+	char *line = malloc(max);
 	if (line == NULL)
 		return NULL;
-	line[n] = '\n';
-	*len = n + 1;
+
+	char *p = line;
+	*p++ = '{';
+	p = member(p, 1, "id", r->stamp->id, strlen(r->stamp->id));
+	p = member(p, 0, "received", r->stamp->received,
+		   strlen(r->stamp->received));
+	p = member(p, 0, "type", r->type, strlen(r->type));
+	p = member(p, 0, "remote_addr", r->remote_addr, strlen(r->remote_addr));
+	p = raw(p, ",\"params\":{");
+	int first = 1;
+	for (size_t i = 0; i < r->params->n; i++) {
+		const struct form_field *f = &r->params->f[i];
+		if (skipped(f))
+			continue;
+		if (!first)
+			*p++ = ',';
+		first = 0;
+		p = quoted(p, f->key, f->key_len);
+		*p++ = ':';
+		p = quoted(p, f->val, f->val_len);
+	}
+	*p++ = '}';
+	if (r->verify_status != NULL) {
+		p = raw(p, ",\"verification\":{");
+		p = member(p, 1, "status", r->verify_status,
+			   strlen(r->verify_status));
+		p = member(p, 0, "detail", detail, strlen(detail));
+		*p++ = '}';
+	}
+	*p++ = '}';
+	*p++ = '\n';
+	*len = (size_t)(p - line);
 	return line;
 }
