@@ -78,8 +78,13 @@ unit: $(UNIT_BIN)
 check: all unit
 	tests/check $(BUILD)
 
-bench: all
-	bench/run $(BIN)
+# For comparison only: the same program with libcurl linked at build time
+# instead of loaded on first use.
+$(BUILD)/podio-hook-curl-linked: $(LIB_OBJ) $(FCGI_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(STATIC_LIBS) -Wl,--no-as-needed -lcurl
+
+bench: all $(BUILD)/podio-hook-curl-linked
+	BENCH_CURL_LINKED=$(BUILD)/podio-hook-curl-linked bench/run $(BIN)
 
 run:
 	tools/run
