@@ -169,8 +169,11 @@ int spool_append(const struct spool *sp, const char *type, const char *line,
 			rc = fsync_dir(sp->dir, err);
 		if (rc == 0)
 			rc = write_record(fd, &st, path, line, len, err);
-		/* Sync outside the lock: concurrent writers share commits. */
-		if (lock_fd(fd, LOCK_UN) != 0 && rc == 0)
+		/*
+		 * Sync outside the lock: concurrent writers share commits.
+		 * Without sync, close() below releases the lock.
+		 */
+		if (sp->sync && lock_fd(fd, LOCK_UN) != 0 && rc == 0)
 			rc = fail(err, "unlock", path);
 		if (rc == 0 && sp->sync && fdatasync(fd) != 0)
 			rc = fail(err, "fdatasync", path);
