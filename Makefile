@@ -86,6 +86,11 @@ $(BUILD)/podio-hook-curl-linked: $(LIB_OBJ) $(FCGI_OBJ)
 bench: all $(BUILD)/podio-hook-curl-linked
 	BENCH_CURL_LINKED=$(BUILD)/podio-hook-curl-linked bench/run $(BIN)
 
+# libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	tests/fuzz/run $(FUZZ_SECONDS)
+
 run:
 	tools/run
 
@@ -125,7 +130,7 @@ format:
 clean:
 	rm -rf build $(BIN) $(BIN).tmp
 
-.PHONY: all unit check bench run stop install uninstall format clean FORCE
+.PHONY: all unit check bench fuzz run stop install uninstall format clean FORCE
 FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) \

@@ -116,7 +116,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (serve_is_fastcgi(STDIN_FILENO)) {
-		/* Spawned: only --config applies (lighttpd bin-path may pass it). */
+		/* Spawned: only --config applies (lighttpd bin-path may pass
+		 * it). */
 		for (i = 1; i + 1 < argc; i++) {
 			if (strcmp(argv[i], "--config") == 0)
 				a.config_opt = argv[++i];

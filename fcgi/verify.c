@@ -12,6 +12,7 @@ static void skipped(struct verify_result *out, const char *hook,
 	snprintf(out->detail, sizeof out->detail,
 		 "%s; validate later with 'podio-hook hook validate %s CODE'",
 		 why, hook);
+	utf8_scrub(out->detail); /* the cut may split a character */
 	log_info("hook.verify spooled unvalidated hook_id=%s reason=\"%s\"",
 		 hook, why);
 }
@@ -47,6 +48,7 @@ void verify_hook(struct app *a, const struct form *params,
 	}
 	out->status = "failed";
 	snprintf(out->detail, sizeof out->detail, "%s", a->podio.err);
+	utf8_scrub(out->detail);
 	log_warn("hook.verify failed hook_id=%s reason=\"%s\"", hook,
 		 a->podio.err);
 }

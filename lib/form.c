@@ -56,6 +56,30 @@ int utf8_valid(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* The length of the valid UTF-8 sequence at s[0..n), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	return len <= n && utf8_valid(s, len) ? len : 0;
+}
+
+void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t n = strlen(s);
+	size_t i = 0;
+	while (i < n) {
+		size_t len = utf8_seq(p + i, n - i);
+		if (len == 0) {
+			p[i++] = '?';
+			continue;
+		}
+		if (len == 1 && (p[i] < 0x20 || p[i] == 0x7f))
+			p[i] = ' ';
+		i += len;
+	}
+}
+
 /*
  * Decodes s[0..n) in place; returns the decoded length via *out_len and
  * NUL-terminates the result (which is never longer than the input, so the

@@ -65,4 +65,12 @@ const struct form_field *form_get(const struct form *form, const char *key);
 /* 1 when s[0..n) is valid UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 int utf8_valid(const unsigned char *s, size_t n);
 
+/*
+ * Makes the NUL-terminated s one line of valid UTF-8 in place, for text
+ * from outside (an API's error page) that goes into logs and the spool:
+ * a byte that does not belong to a valid sequence (a cut one included)
+ * becomes '?', a control character a space.  The length is unchanged.
+ */
+void utf8_scrub(char *s);
+
 #endif

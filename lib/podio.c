@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "form.h"
 #include "http.h"
 #include "log.h"
 
@@ -69,6 +70,7 @@ static void describe(struct podio *p, const struct http_response *res,
 			 jstr(j, "error"),
 			 jstr(j, "error_description")[0] != '\0' ? ": " : "",
 			 jstr(j, "error_description"));
+		utf8_scrub(p->err);
 		return;
 	}
 	char start[120] = "";
@@ -86,6 +88,7 @@ static void describe(struct podio *p, const struct http_response *res,
 	start[k] = '\0';
 	snprintf(p->err, sizeof p->err, "HTTP %ld: non-JSON answer: %s",
 		 res->status, k > 0 ? start : "(empty)");
+	utf8_scrub(p->err);
 }
 
 static int token_rejected(long status, const json_t *j)
@@ -122,6 +125,7 @@ static int send_req(struct podio *p, struct http_request *req, json_t **j)
 		p->timed_out = res.timed_out;
 		snprintf(p->err, sizeof p->err, "%s %s: %s", req->method,
 			 req->url, res.error);
+		utf8_scrub(p->err);
 		http_response_free(&res);
 		return -1;
 	}
@@ -151,7 +155,13 @@ static int token_fresh(const struct podio_token *t)
 {
 	long long now;
 	now_s(&now);
-	return t->access != NULL && t->expires_at - PODIO_TOKEN_MARGIN_S > now;
+	return t->access != NULL && t->expires_at > now + PODIO_TOKEN_MARGIN_S;
+}
+
+/* A lifetime from an answer or a file, bounded so sums cannot overflow. */
+static long long clamp_ttl(long long v)
+{
+	return v < 0 ? 0 : v > PODIO_TOKEN_TTL_MAX ? PODIO_TOKEN_TTL_MAX : v;
 }
 
 /* Whose token: a cached token from other credentials is not ours. */
@@ -178,8 +188,12 @@ static void cache_load(struct podio *p)
 		p->tok.access = strdup(jstr(j, "access_token"));
 		if (jstr(j, "refresh_token")[0] != '\0')
 			p->tok.refresh = strdup(jstr(j, "refresh_token"));
-		p->tok.expires_at =
+		long long now;
+		now_s(&now);
+		long long at =
 		    json_integer_value(json_object_get(j, "expires_at"));
+		p->tok.expires_at =
+		    now + clamp_ttl(at > now ? at - now : 0);
 	}
 	json_decref(j);
 }
@@ -283,7 +297,7 @@ static int grant(struct podio *p, int use_refresh)
 		p->tok.access = strdup(jstr(j, "access_token"));
 		if (jstr(j, "refresh_token")[0] != '\0')
 			p->tok.refresh = strdup(jstr(j, "refresh_token"));
-		p->tok.expires_at = now + (ttl > 0 ? ttl : 0);
+		p->tok.expires_at = now + clamp_ttl(ttl);
 		if (p->tok.access == NULL) {
 			snprintf(p->err, sizeof p->err, "out of memory");
 			rc = -1;

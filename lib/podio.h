@@ -24,6 +24,8 @@
 
 #define PODIO_ERR_MAX 512
 
+/* Podio tokens live 8 hours; a longer claimed lifetime is cut to a day. */
+#define PODIO_TOKEN_TTL_MAX (24LL * 3600)
 /* Refresh a token this long before Podio says it expires. */
 #define PODIO_TOKEN_MARGIN_S 60
 
