@@ -86,6 +86,17 @@ $(BUILD)/podio-hook-curl-linked: $(LIB_OBJ) $(FCGI_OBJ)
 bench: all $(BUILD)/podio-hook-curl-linked
 	BENCH_CURL_LINKED=$(BUILD)/podio-hook-curl-linked bench/run $(BIN)
 
+# What one uploads to a shared host: the cgi-bin/ folder, as a tarball.
+VERSION := $(shell sed -n 's/^\#define PODIO_HOOK_VERSION *"\(.*\)"/\1/p' fcgi/app.h)
+DIST = build/podio-hook-cgi-bin-$(VERSION).tar.gz
+dist: $(BIN)
+	rm -rf build/dist && mkdir -p build/dist/cgi-bin
+	cp cgi-bin/.htaccess cgi-bin/podio-hook.ini.example build/dist/cgi-bin/
+	strip -o build/dist/cgi-bin/podio-hook.cgi $(BIN)
+	tar --owner=0 --group=0 --mode=go-w -C build/dist -czf $(DIST) \
+	  cgi-bin/podio-hook.cgi cgi-bin/.htaccess cgi-bin/podio-hook.ini.example
+	@echo "$(DIST):" && tar -tvzf $(DIST)
+
 # libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -130,7 +141,7 @@ format:
 clean:
 	rm -rf build $(BIN) $(BIN).tmp
 
-.PHONY: all unit check bench fuzz run stop install uninstall format clean FORCE
+.PHONY: all unit check bench fuzz dist run stop install uninstall format clean FORCE
 FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) \
