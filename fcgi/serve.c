@@ -134,6 +134,27 @@ static ssize_t fcgi_read(void *ctx, char *buf, size_t len)
 	return n;
 }
 
+/*
+ * Reads and drops the rest of a body the answer did not need.  libfcgi
+ * does not: on a connection the web server keeps open (nginx
+ * fastcgi_keep_conn, Apache enablereuse) the leftover records would be
+ * taken for the next request's and break it.  Past CGI_DISCARD_MAX the
+ * connection is closed instead.
+ */
+static void fcgi_discard_input(FCGX_Request *req)
+{
+	char buf[16384];
+	unsigned long long dropped = 0;
+	int n;
+	while ((n = FCGX_GetStr(buf, (int)sizeof buf, req->in)) > 0) {
+		dropped += (unsigned long long)n;
+		if (dropped > CGI_DISCARD_MAX) {
+			req->keepConnection = 0;
+			return;
+		}
+	}
+}
+
 static int fcgi_write(void *ctx, const char *buf, size_t len)
 {
 	FCGX_Request *req = ctx;
@@ -215,6 +236,7 @@ int serve_fastcgi(struct app *a, int listen_fd)
 			return 1;
 		}
 		receive(a, &io);
+		fcgi_discard_input(&req);
 		FCGX_Finish_r(&req);
 	}
 }
