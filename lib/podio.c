@@ -192,8 +192,7 @@ static void cache_load(struct podio *p)
 		now_s(&now);
 		long long at =
 		    json_integer_value(json_object_get(j, "expires_at"));
-		p->tok.expires_at =
-		    now + clamp_ttl(at > now ? at - now : 0);
+		p->tok.expires_at = now + clamp_ttl(at > now ? at - now : 0);
 	}
 	json_decref(j);
 }
@@ -235,26 +234,28 @@ static int grant(struct podio *p, int use_refresh)
 	char url[1024];
 	size_t used = 0;
 	int bad = 0;
-	body[0] = '\0';
+	/* The form's fields, as key, value pairs. */
+	const char *f[10];
+	size_t nf = 0;
 	if (use_refresh) {
-		bad |= http_form_append(body, sizeof body, &used, "grant_type",
-					"refresh_token");
-		bad |= http_form_append(body, sizeof body, &used,
-					"refresh_token", p->tok.refresh);
+		f[nf++] = "grant_type";
+		f[nf++] = "refresh_token";
+		f[nf++] = "refresh_token";
+		f[nf++] = p->tok.refresh;
 	} else if (c->app_id != NULL && c->app_token != NULL) {
-		bad |= http_form_append(body, sizeof body, &used, "grant_type",
-					"app");
-		bad |= http_form_append(body, sizeof body, &used, "app_id",
-					c->app_id);
-		bad |= http_form_append(body, sizeof body, &used, "app_token",
-					c->app_token);
+		f[nf++] = "grant_type";
+		f[nf++] = "app";
+		f[nf++] = "app_id";
+		f[nf++] = c->app_id;
+		f[nf++] = "app_token";
+		f[nf++] = c->app_token;
 	} else if (c->username != NULL && c->password != NULL) {
-		bad |= http_form_append(body, sizeof body, &used, "grant_type",
-					"password");
-		bad |= http_form_append(body, sizeof body, &used, "username",
-					c->username);
-		bad |= http_form_append(body, sizeof body, &used, "password",
-					c->password);
+		f[nf++] = "grant_type";
+		f[nf++] = "password";
+		f[nf++] = "username";
+		f[nf++] = c->username;
+		f[nf++] = "password";
+		f[nf++] = c->password;
 	} else {
 		snprintf(p->err, sizeof p->err,
 			 "no Podio credentials configured");
@@ -265,10 +266,14 @@ static int grant(struct podio *p, int use_refresh)
 			 "client_id and client_secret are required");
 		return -1;
 	}
-	bad |= http_form_append(body, sizeof body, &used, "client_id",
-				c->client_id);
-	bad |= http_form_append(body, sizeof body, &used, "client_secret",
-				c->client_secret);
+	f[nf++] = "client_id";
+	f[nf++] = c->client_id;
+	f[nf++] = "client_secret";
+	f[nf++] = c->client_secret;
+	body[0] = '\0';
+	for (size_t i = 0; i < nf; i += 2)
+		bad |=
+		    http_form_append(body, sizeof body, &used, f[i], f[i + 1]);
 	if (bad) {
 		snprintf(p->err, sizeof p->err, "credentials too long");
 		return -1;
