@@ -162,15 +162,16 @@ static enum outcome spool_event(struct request *r,
 	rec.remote_addr = param(r, "REMOTE_ADDR");
 	if (rec.remote_addr == NULL)
 		rec.remote_addr = "";
-	if (event_is_verify(type)) {
-		verify_hook(r->app, &r->params, &vr);
-		rec.verify_status = vr.status;
-		rec.verify_detail = vr.detail;
-	}
+	/* Stamped on arrival, before an inline verification's wait. */
 	if (record_stamp(&st) != 0) {
 		snprintf(r->spool_err, sizeof r->spool_err, "clock_gettime: %s",
 			 strerror(errno));
 		return OUT_SPOOL;
+	}
+	if (event_is_verify(type)) {
+		verify_hook(r->app, &r->params, &vr);
+		rec.verify_status = vr.status;
+		rec.verify_detail = vr.detail;
 	}
 	size_t len;
 	char *line = record_encode(&rec, &len);

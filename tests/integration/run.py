@@ -25,6 +25,13 @@ have appended exactly the expected line, any other case nothing at all.
 Some setups add cases of their own (URLs that must not reach podio-hook,
 files the .htaccess must not serve, SIGTERM during a request).
 
+Every setup also proves hook.verify against tests/podio/fake_podio.py over
+HTTPS (podio_verify.py beside this file): one fake per setup, two more
+server instances with [podio] credentials for it ("podio", "podio-hang");
+validated, token reuse (per process in FastCGI, through the cache file in
+CGI), expired-token refresh, a hanging API answered within the timeout, a
+wrong code, and no code, token or secret in the logs.
+
     python3 tests/integration/run.py [--bin PATH] [--only SETUP[,SETUP]] [--keep]
 
 Output: one line per case, "ok - SETUP: NAME" or "FAIL - SETUP: NAME: WHY"
@@ -48,6 +55,8 @@ import tempfile
 import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
+
+import podio_verify
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APACHE_MODULES = '/usr/lib/apache2/modules'
@@ -404,6 +413,8 @@ def build_cases():
 
     # SPEC 9, over everything each instance logged.
     for v in VARIANTS:
+        if v in podio_verify.VARIANTS:
+            continue    # checked after podio_verify's cases, in run_setup
         add(Case('log lines are "podio-hook[PID]: LEVEL: message" (%s)' % v,
                  None, variant=v, check=log_lines_wellformed))
     return cases
@@ -549,6 +560,9 @@ VARIANTS = {
     'nospool': {'spool': 'missing'},
     'noconfig': {'config': 'missing'},
     'badconfig': {'extra': '[receiver]\nno_such_key = 1\n'},
+    # [podio] credentials for the setup's fake Podio (podio_verify.py).
+    'podio': {'podio': True},
+    'podio-hang': {'podio': True},
 }
 
 
@@ -677,6 +691,8 @@ class Instance:
         if recv:
             text += '[receiver]\n' + ''.join(
                 '%s = %s\n' % kv for kv in recv.items()) + '\n'
+        if v.get('podio'):
+            text += self.h.podio.config_text()
         text += '[log]\nlevel = debug\n'
         text += v.get('extra', '')
         path = os.path.join(self.config_dir, 'podio-hook.ini')
@@ -747,7 +763,10 @@ class Instance:
             'ErrorLog "%s"' % self.error_log,
             'LogLevel warn',
             'DefaultRuntimeDir "%s"' % self.run,
-            'Mutex file:%s default' % self.run,
+            # flock, not fcntl ("file"): with threads, fcntl's deadlock
+            # detection makes mod_fcgid's two mutexes fail now and then
+            # ("can't lock process table": EDEADLK, the request lost).
+            'Mutex flock:%s default' % self.run,
             'TypesConfig /etc/mime.types',
             'DocumentRoot "%s"' % self.docroot,
             '<Directory />',
@@ -1056,9 +1075,13 @@ class Harness:
 
     # -- one request -------------------------------------------------------
 
-    def curl(self, inst, case):
-        self.seq += 1
-        base = os.path.join(self.work, 'req%05d' % self.seq)
+    def curl(self, inst, case, base=None):
+        """One request with the curl binary.  base: the path prefix of its
+        files (for a request made from another thread), else the next
+        req%05d."""
+        if base is None:
+            self.seq += 1
+            base = os.path.join(self.work, 'req%05d' % self.seq)
         argv = ['curl', '-sS', '--max-time', '30', '--path-as-is',
                 '-o', base + '.body', '-D', base + '.head',
                 '-w', '%{http_code}', '-H', 'Expect:']
@@ -1528,21 +1551,40 @@ class Harness:
             if c.variant not in variants:
                 variants.append(c.variant)
         instances = {}
+        self.podio = None
         try:
+            try:
+                self.podio = podio_verify.PodioSetup(self, setup, run_ids())
+                variants += list(podio_verify.VARIANTS)
+            except (RuntimeError, OSError) as e:
+                self.fail(setup, 'start the fake Podio (test CA by openssl, '
+                          'tests/podio/fake_podio.py)', str(e))
             for v in variants:
                 instances[v] = Instance(self, setup, v)
                 instances[v].start()
-            for v in variants:
+            # podio-hang first: its request's 3 s start at once.
+            for v in sorted(variants, key=lambda v: v != 'podio-hang'):
                 try:
                     instances[v].wait_ready()
                 except RuntimeError as e:
                     self.fail(setup, 'start %s instance' % v, str(e),
                               inst=instances[v])
                     return
+                if v == 'podio-hang':
+                    # Its 3 s pass while the table runs on the others.
+                    self.podio.start_hang(instances[v])
             self.ok(setup, 'start %d server instances (%s)'
                     % (len(variants), ', '.join(variants)))
             for case in cases:
                 self.run_case(instances[case.variant], case.for_setup(setup))
+            if self.podio is not None:
+                self.podio.finish_hang()
+                self.podio.run_cases(instances['podio'])
+                self.podio.check_secrets(list(instances.values()))
+                for v in podio_verify.VARIANTS:
+                    self.run_case(instances[v], Case(
+                        'log lines are "podio-hook[PID]: LEVEL: message" (%s)'
+                        % v, None, variant=v, check=log_lines_wellformed))
             kind = 'fastcgi' if setup in FASTCGI_SETUPS else 'cgi'
             self.bulk(instances['main'], BULK_N[kind])
             for case in setup_cases(setup):
@@ -1555,6 +1597,11 @@ class Harness:
             for v, inst in instances.items():
                 problems += ['%s: %s' % (v, p) for p in inst.stop()]
             problems += self.leftovers()
+            if self.podio is not None:
+                rc = self.podio.stop()
+                if rc not in (0, -signal.SIGTERM):
+                    problems.append('the fake Podio exited with status %s '
+                                    'on SIGTERM' % rc)
             name = 'stop servers, no podio-hook process left'
             if setup == 'apache-proxy-fcgi':
                 name = ('stop servers, then each podio-hook --listen by pid '
