@@ -20,12 +20,10 @@ import argparse
 import grp
 import json
 import os
-import pwd
 import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,10 @@ import traceback
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-RUN_USER = 'www-data'  # what lighttpd runs podio-hook as when we are root
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+import harness  # noqa: E402  (tests/lib/harness.py)
+
+RUN_USER = harness.RUN_USER  # what lighttpd runs podio-hook as when root
 OLD = '2020-01-02T03:04:05.123456Z'
 NOW_ISH = '2026-11-27T05:48:19.123456Z'
 
@@ -58,12 +59,6 @@ def eq(got, want, what):
 def short(v, n=600):
     s = repr(v)
     return s if len(s) <= n else s[:n] + '...(%d chars)' % len(s)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def make_line(eid, etype, params=(), received=NOW_ISH, remote='127.0.0.1'):
@@ -899,29 +894,6 @@ def case_orphan_handler_overlap(h):
 
 # -- lighttpd stress ------------------------------------------------------
 
-def run_ids():
-    if os.geteuid() != 0:
-        return None
-    pw = pwd.getpwnam(RUN_USER)
-    return pw.pw_uid, pw.pw_gid
-
-
-def substitute(text, values):
-    seen = set()
-
-    def repl(m):
-        key = m.group(2)
-        if key not in values:
-            raise RuntimeError('unexpected var.podio_hook_%s' % key)
-        seen.add(key)
-        return '%s"%s"' % (m.group(1), values[key])
-    out = re.sub(r'(?m)^(var\.podio_hook_(\w+)\s*=\s*)"[^"\n]*"', repl, text)
-    if seen != set(values):
-        raise RuntimeError('snippet lacks var.podio_hook_%s'
-                           % ', '.join(sorted(set(values) - seen)))
-    return out
-
-
 class Lighttpd:
     def __init__(self, h, sp):
         self.h = h
@@ -929,17 +901,17 @@ class Lighttpd:
         self.run = os.path.join(sp.dir, 'run')
         os.mkdir(self.run)
         os.chmod(sp.dir, 0o755)
-        ids = run_ids()
+        ids = harness.run_ids()
         if ids is not None:
             for p in (self.run, sp.spool):
                 os.chown(p, ids[0], ids[1])
             os.chown(sp.ini, 0, ids[1])
             os.chmod(sp.ini, 0o640)
         os.chmod(sp.spool, 0o755)
-        self.port = free_port()
+        self.port = harness.free_port()
         src = os.path.join(REPO, 'lighttpd', 'podio-hook-fastcgi.conf')
         with open(src) as f:
-            snippet = substitute(f.read(), {
+            snippet = harness.substitute_lighttpd(f.read(), {
                 'bin': h.bin, 'config': sp.ini,
                 'socket': os.path.join(self.run, 'podio-hook.sock')})
         snippet_path = os.path.join(sp.dir, 'podio-hook-fastcgi.conf')
@@ -974,10 +946,7 @@ class Lighttpd:
             if self.proc.poll() is not None:
                 raise Failure('lighttpd exited %d: %s' % (
                     self.proc.returncode, self.logs()))
-            r = subprocess.run(['curl', '-s', '-o', '/dev/null', '-w',
-                                '%{http_code}', '--max-time', '2', self.url()],
-                               capture_output=True, text=True)
-            if r.stdout == '405':
+            if harness.http_code(self.url()) == '405':
                 return
             time.sleep(0.05)
         raise Failure('lighttpd did not answer 405 to GET: %s' % self.logs())
@@ -998,12 +967,7 @@ class Lighttpd:
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        harness.terminate(self.proc, 15)
         self.stderr.close()
 
 
@@ -1147,7 +1111,7 @@ def case_stress(h):
 class Redis:
     def __init__(self, h, sp):
         self.h = h
-        self.port = free_port()
+        self.port = harness.free_port()
         self.dir = os.path.join(sp.dir, 'redis')
         os.mkdir(self.dir)
         self.log = open(os.path.join(sp.dir, 'redis.log'), 'wb')
@@ -1184,12 +1148,7 @@ class Redis:
 
     def stop(self):
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+            harness.terminate(self.proc, 10)
         self.log.close()
 
 
@@ -1215,7 +1174,7 @@ def case_redis(h):
                           ('comment_id', '2')]))
 
     # Redis down (wrong port): everything stays for retry.
-    down = free_port()
+    down = harness.free_port()
     r = sp.drain('--exec', redis_handler(down, 'podio'))
     eq(r.returncode, 1, 'exit status with Redis unreachable')
     cnt = sp.counts('item.create', want_exit=0)

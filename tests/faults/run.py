@@ -73,6 +73,9 @@ def load(name, rel):
     return mod
 
 
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+import harness  # noqa: E402  (tests/lib/harness.py)
+
 it = load('podio_hook_integration', 'tests/integration/run.py')
 pod = load('podio_hook_podio', 'tests/podio/run.py')
 
@@ -151,14 +154,14 @@ class World:
         self.mounts = []        # mount points, unmounted in reverse
         self.servers = []       # Lighttpd, Fake, ... with .stop()
         self.threads = []       # (stop event, thread)
-        self.ids = it.run_ids()  # (uid, gid) of www-data when root
+        self.ids = harness.run_ids()  # (uid, gid) of www-data when root
         self.certs = None
 
     def sub(self, name, run_owned=False):
         d = os.path.join(self.top, name)
         os.makedirs(d)
         if run_owned:
-            it.chown_run(d, 0o755)
+            harness.chown_run(d, 0o755)
         else:
             os.chmod(d, 0o755)
         return d
@@ -203,11 +206,7 @@ class World:
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        harness.sigkill_pids(pids)
         return pids
 
     def stop_servers(self, keep=0):
@@ -301,7 +300,7 @@ class Lighttpd:
         self.ini = ini
         self.run = os.path.join(d, 'run')
         os.mkdir(self.run)
-        it.chown_run(self.run, 0o755)
+        harness.chown_run(self.run, 0o755)
         self.docroot = os.path.join(d, 'docroot')
         os.mkdir(self.docroot, 0o755)
         self.error_log = os.path.join(self.run, 'error.log')
@@ -315,32 +314,15 @@ class Lighttpd:
 
     def conf(self):
         src = os.path.join(REPO, 'lighttpd', 'podio-hook-fastcgi.conf')
-        with open(src) as f:
-            snippet = it.substitute_lighttpd(f.read(), {
-                'bin': self.world.bin, 'config': self.ini,
-                'socket': os.path.join(self.run, 'podio-hook.sock')})
-        snippet_path = os.path.join(self.dir, os.path.basename(src))
-        with open(snippet_path, 'w') as f:
-            f.write(snippet)
-        lines = [
-            'server.modules = ( "mod_access" )',
-            'server.document-root = "%s"' % self.docroot,
-            'server.bind = "127.0.0.1"',
-            'server.port = %d' % self.port,
-            'server.pid-file = "%s"' % self.pid_file,
-            'server.errorlog = "%s"' % self.error_log,
-        ]
-        if self.world.ids is not None:
-            lines += ['server.username = "%s"' % it.RUN_USER,
-                      'server.groupname = "%s"' % it.RUN_USER]
-        lines.append('include "%s"' % snippet_path)
-        path = os.path.join(self.dir, 'lighttpd.conf')
-        with open(path, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
-        return path
+        return harness.write_lighttpd_conf(
+            self.dir, src, {'bin': self.world.bin, 'config': self.ini,
+                            'socket': os.path.join(self.run,
+                                                   'podio-hook.sock')},
+            self.docroot, self.port, self.pid_file, self.error_log,
+            self.world.ids is not None)
 
     def start(self):
-        self.port = it.free_port()
+        self.port = harness.free_port()
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
         env.update(self.env)
         with open(self.stderr_path, 'ab') as err:
@@ -354,11 +336,8 @@ class Lighttpd:
                 raise Fail('lighttpd exited with status %s at start'
                            % self.proc.returncode, self.read_logs().
                            splitlines()[-10:])
-            r = subprocess.run(['curl', '-s', '-o', '/dev/null',
-                                '--max-time', '2', '-w', '%{http_code}',
-                                'http://127.0.0.1:%d/ready' % self.port],
-                               capture_output=True, text=True)
-            if r.stdout.strip() not in ('', '000'):
+            code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
+            if code.strip() not in ('', '000'):
                 return self
             time.sleep(0.05)
         raise Fail('lighttpd did not answer within 15 s')
@@ -379,25 +358,10 @@ class Lighttpd:
         return [self.error_log, self.stderr_path]
 
     def log_mark(self):
-        mark = {}
-        for p in self.logs():
-            try:
-                mark[p] = os.path.getsize(p)
-            except OSError:
-                mark[p] = 0
-        return mark
+        return harness.log_mark(self.logs())
 
     def read_logs(self, mark=None):
-        out = []
-        for p in self.logs():
-            try:
-                with open(p, 'rb') as f:
-                    f.seek(mark.get(p, 0) if mark else 0)
-                    t = f.read().decode('utf-8', 'replace')
-            except OSError:
-                continue
-            out.append(t if t.endswith('\n') or not t else t + '\n')
-        return ''.join(out)
+        return harness.read_logs(self.logs(), mark)
 
     def logs_after(self, mark, status, wait=3.0):
         """What was logged since mark; for a non-2xx answer, waits (up to
@@ -415,14 +379,9 @@ class Lighttpd:
         problems = []
         if self.proc is None or self.proc.poll() is not None:
             return problems
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if harness.terminate(self.proc, 10):
             problems.append('lighttpd %d ignored SIGTERM; killed'
                             % self.proc.pid)
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
         return problems
 
 
@@ -472,16 +431,9 @@ def cgi_run(world, ini, body, extra_env=None, timeout=30):
     """The binary as CGI (as www-data when root); returns (status, out, err)."""
     if isinstance(body, str):
         body = body.encode('utf-8')
-    env = {'PATH': '/usr/bin:/bin', 'GATEWAY_INTERFACE': 'CGI/1.1',
-           'SERVER_PROTOCOL': 'HTTP/1.1', 'SERVER_SOFTWARE': 'faults',
-           'SCRIPT_NAME': '/cgi-bin/podio-hook.cgi', 'REQUEST_METHOD': 'POST',
-           'CONTENT_TYPE': FORM, 'CONTENT_LENGTH': str(len(body)),
-           'QUERY_STRING': '', 'REMOTE_ADDR': '192.0.2.10',
-           'PODIO_HOOK_CONFIG': ini}
+    env = harness.cgi_post_env('/usr/bin:/bin', 'faults', body, '', ini)
     env.update(extra_env or {})
-    kw = {}
-    if world.ids is not None:
-        kw = dict(user=world.ids[0], group=world.ids[1], extra_groups=[])
+    kw = harness.run_as(world.ids)
     p = subprocess.run([world.bin], input=body, env=env, capture_output=True,
                        timeout=timeout, cwd='/', **kw)
     out = p.stdout
@@ -668,7 +620,7 @@ def t_enospc_fastcgi(world):
         raise Skip('mount not permitted: ' + err)
     spool = os.path.join(fs, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     srv = Lighttpd(world, d, write_ini(world, d, spool)).start()
 
     def post(body):
@@ -689,7 +641,7 @@ def t_enospc_cgi(world):
         raise Skip('mount not permitted: ' + err)
     spool = os.path.join(fs, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     ini = write_ini(world, d, spool)
 
     def post(body):
@@ -713,7 +665,7 @@ def t_enospc_cgi_verify(world):
         raise Skip('mount not permitted: ' + err)
     spool = os.path.join(fs, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     fake = fake_url(world, 'enospc-verify')
     ini = write_ini(world, d, spool, podio={
         'api_url': fake.url, 'client_id': pod.CLIENT_ID,
@@ -772,7 +724,7 @@ def spool_server(world, name):
     d = world.sub(name)
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     srv = Lighttpd(world, d, write_ini(world, d, spool)).start()
     a = srv.post(event_body(name + '-warm'))
     check(a.status == 200, 'warm-up POST answered %r' % a)
@@ -787,7 +739,7 @@ def t_spool_removed(world):
                             'spool directory removed')
     check(not os.path.exists(spool), 'the 503 recreated %s' % spool)
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     a = srv.post(event_body('rm-2'))
     check(a.status == 200, 'after recreating the directory: %r, want 200'
           % a)
@@ -807,7 +759,7 @@ def t_spool_missing_at_start(world):
                             'spool directory missing since start')
     check(not os.path.exists(spool), 'the 503 created %s' % spool)
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     a = srv.post(event_body('ms-2'))
     check(a.status == 200, 'after creating the directory: %r, want 200 (the '
           'FastCGI process must not keep the missing spool as a config '
@@ -836,7 +788,7 @@ def t_spool_readonly_mode(world):
         check(a.status == 200, 'existing item.create.jsonl in the 0555 '
               'directory: %r, want 200 (the file itself is writable)' % a)
     finally:
-        it.chown_run(spool, 0o755)
+        harness.chown_run(spool, 0o755)
     a = srv.post(event_body('ro-3', 'task.create'))
     check(a.status == 200, 'after chmod 0755 / chown back: %r, want 200' % a)
     recs = check_whole(os.path.join(spool, 'task.create.jsonl'), 'spool')
@@ -883,7 +835,7 @@ def t_kill9(world):
     d = world.sub('kill9')
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     ini = write_ini(world, d, spool)
     srv = Lighttpd(world, d, ini).start()
     a = srv.post(form([('type', 'item.update'), ('marker', 'warm')]))
@@ -1027,9 +979,7 @@ def t_kill9(world):
           % (len(twice), twice[:5]), [summary])
     # drain (print mode) hands over every whole line and quarantines torn
     # ones into bad/.
-    kw = {}
-    if world.ids is not None:
-        kw = dict(user=world.ids[0], group=world.ids[1], extra_groups=[])
+    kw = harness.run_as(world.ids)
     dr = subprocess.run([world.bin, '--config', ini, 'drain'],
                         capture_output=True, timeout=60, cwd='/',
                         env={'PATH': '/usr/bin:/bin'}, **kw)
@@ -1160,7 +1110,7 @@ def verify_case(world, name, api_url, detail_re, want_seen=None):
     d = world.sub('verify-' + name)
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     ini = write_ini(world, d, spool, sync='yes', podio={
         'api_url': api_url, 'client_id': pod.CLIENT_ID,
         'client_secret': pod.CLIENT_SECRET, 'app_id': pod.APP_ID,
@@ -1274,7 +1224,7 @@ def t_verify_bad_cert(world):
 
 
 def t_verify_refused(world):
-    port = it.free_port()
+    port = harness.free_port()
     return verify_case(world, 'refused', 'https://127.0.0.1:%d' % port,
                        r'connect|refused')
 
@@ -1349,7 +1299,7 @@ def t_fdatasync_cgi(world):
     d = world.sub('fdatasync-cgi')
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     ini = write_ini(world, d, spool, sync='yes')
     ini_nosync = write_ini(world, d, spool, sync='no', name='nosync.ini')
     path = os.path.join(spool, 'item.create.jsonl')
@@ -1381,7 +1331,7 @@ def t_fsync_dir_cgi(world):
     d = world.sub('fsync-cgi')
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     ini = write_ini(world, d, spool, sync='yes')
     path = os.path.join(spool, 'item.create.jsonl')
     st, out, err = cgi_run(world, ini, event_body('fs-eio'),
@@ -1401,7 +1351,7 @@ def t_fdatasync_fastcgi(world):
     d = world.sub('fdatasync-fcgi')
     spool = os.path.join(d, 'spool')
     os.mkdir(spool)
-    it.chown_run(spool, 0o755)
+    harness.chown_run(spool, 0o755)
     # lighttpd passes its whole environment to bin-path processes (no
     # bin-copy-environment in the snippet), so LD_PRELOAD reaches them.
     srv = Lighttpd(world, d, write_ini(world, d, spool, sync='yes'),

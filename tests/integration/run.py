@@ -44,7 +44,6 @@ Exit status 1 when anything failed.  Python 3 standard library only.
 import argparse
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -56,12 +55,17 @@ import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
-import podio_verify
+# Beside this file; also when another suite loads this one as a module.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import podio_verify  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+import harness  # noqa: E402  (tests/lib/harness.py)
+
 APACHE_MODULES = '/usr/lib/apache2/modules'
 # The user the servers run CGI / FastCGI programs as when started by root.
-RUN_USER = 'www-data'
+RUN_USER = harness.RUN_USER
 
 SETUPS = ['lighttpd-fastcgi', 'lighttpd-cgi', 'apache-cgi', 'apache-fcgid',
           'apache-proxy-fcgi', 'apache-htaccess']
@@ -450,7 +454,7 @@ def put_file(rel, content, mode=0o644, run_user=False):
         with open(path, 'wb') as f:
             f.write(content)
         if run_user:
-            chown_run(path, mode)
+            harness.chown_run(path, mode)
         else:
             os.chmod(path, mode)
         return []
@@ -569,52 +573,14 @@ VARIANTS = {
 # --------------------------------------------------------------------------
 # Running the servers
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def run_ids():
-    """(uid, gid) the servers' programs run as; None when we are not root."""
-    if os.geteuid() != 0:
-        return None
-    pw = pwd.getpwnam(RUN_USER)
-    return pw.pw_uid, pw.pw_gid
-
-
-def chown_run(path, mode):
-    ids = run_ids()
-    if ids is not None:
-        os.chown(path, ids[0], ids[1])
-    os.chmod(path, mode)
-
-
-def substitute_lighttpd(text, values):
-    """Replaces the values of the snippet's var.podio_hook_* lines."""
-    seen = set()
-
-    def repl(m):
-        key = m.group(2)
-        if key not in values:
-            raise RuntimeError('unexpected variable var.podio_hook_%s' % key)
-        seen.add(key)
-        return '%s"%s"' % (m.group(1), values[key])
-    out = re.sub(r'(?m)^(var\.podio_hook_(\w+)\s*=\s*)"[^"\n]*"', repl, text)
-    if seen != set(values):
-        raise RuntimeError('snippet lacks var.podio_hook_%s'
-                           % ', '.join(sorted(set(values) - seen)))
-    return out
-
-
 class Instance:
     """One web server with one receiver configuration."""
 
-    def __init__(self, harness, setup, variant):
-        self.h = harness
+    def __init__(self, h, setup, variant):
+        self.h = h
         self.setup = setup
         self.variant = variant
-        self.dir = os.path.join(harness.tmp, setup, variant)
+        self.dir = os.path.join(h.tmp, setup, variant)
         self.run = os.path.join(self.dir, 'run')
         self.spool = os.path.join(self.dir, 'spool')
         self.docroot = os.path.join(self.dir, 'docroot')
@@ -632,7 +598,7 @@ class Instance:
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         os.mkdir(self.run)
-        chown_run(self.run, 0o755)
+        harness.chown_run(self.run, 0o755)
         os.mkdir(self.docroot, 0o755)
         os.chmod(self.docroot, 0o755)
         # Where the config goes; apache-htaccess: beside the binary.
@@ -665,7 +631,7 @@ class Instance:
     def write_config(self, v):
         if v.get('config') == 'missing':
             os.mkdir(self.spool)
-            chown_run(self.spool, 0o755)
+            harness.chown_run(self.spool, 0o755)
             if self.setup == 'apache-htaccess':
                 # Nothing beside the binary (and no ETC_CONFIG).
                 return os.path.join(self.config_dir, 'podio-hook.ini')
@@ -679,7 +645,7 @@ class Instance:
             os.chmod(self.spool, 0o555)
         else:
             os.mkdir(self.spool)
-            chown_run(self.spool, 0o755)
+            harness.chown_run(self.spool, 0o755)
         if self.variant == 'main':
             locked = os.path.join(self.spool, LOCKED_TYPE + '.jsonl')
             with open(locked, 'wb') as f:
@@ -700,7 +666,7 @@ class Instance:
             f.write(text)
         # Readable by the server's user, by nobody else: it may hold the
         # secret, and podio-hook warns about a config others can read.
-        ids = run_ids()
+        ids = harness.run_ids()
         if ids is not None:
             os.chown(path, 0, ids[1])
             os.chmod(path, 0o640)
@@ -716,27 +682,10 @@ class Instance:
         values = {'bin': self.h.bin, 'config': self.config}
         if kind == 'fastcgi':
             values['socket'] = os.path.join(self.run, 'podio-hook.sock')
-        with open(src) as f:
-            snippet = substitute_lighttpd(f.read(), values)
-        snippet_path = os.path.join(self.dir, os.path.basename(src))
-        with open(snippet_path, 'w') as f:
-            f.write(snippet)
         self.pid_file = os.path.join(self.run, 'lighttpd.pid')
-        lines = [
-            'server.modules = ( "mod_access" )',
-            'server.document-root = "%s"' % self.docroot,
-            'server.bind = "127.0.0.1"',
-            'server.port = %d' % self.port,
-            'server.pid-file = "%s"' % self.pid_file,
-            'server.errorlog = "%s"' % self.error_log,
-        ]
-        if run_ids() is not None:
-            lines += ['server.username = "%s"' % RUN_USER,
-                      'server.groupname = "%s"' % RUN_USER]
-        lines.append('include "%s"' % snippet_path)
-        path = os.path.join(self.dir, 'lighttpd.conf')
-        with open(path, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+        path = harness.write_lighttpd_conf(
+            self.dir, src, values, self.docroot, self.port, self.pid_file,
+            self.error_log, harness.run_ids() is not None)
         return ['lighttpd', '-D', '-f', path]
 
     def apache_conf(self):
@@ -774,7 +723,7 @@ class Instance:
             '    Require all denied',
             '</Directory>',
         ]
-        if run_ids() is not None:
+        if harness.run_ids() is not None:
             lines += ['User %s' % RUN_USER, 'Group %s' % RUN_USER]
         if kind == 'fcgid':
             lines += ['FcgidIPCDir "%s"' % os.path.join(self.run, 'fcgid'),
@@ -815,10 +764,7 @@ class Instance:
         to the socket it creates), the config named by PODIO_HOOK_CONFIG."""
         env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C',
                'PODIO_HOOK_CONFIG': self.config}
-        kw = {}
-        ids = run_ids()
-        if ids is not None:
-            kw = dict(user=ids[0], group=ids[1], extra_groups=[])
+        kw = harness.run_as(harness.run_ids())
         with open(self.backend_log, 'ab') as err:
             self.backend = subprocess.Popen(
                 [self.h.bin, '--listen', self.socket], cwd='/',
@@ -867,7 +813,7 @@ class Instance:
 
     def start(self):
         """Starts the server; wait_ready() tells when it answers."""
-        self.port = free_port()
+        self.port = harness.free_port()
         if self.setup == 'apache-proxy-fcgi':
             self.start_backend()
         if self.setup.startswith('lighttpd'):
@@ -889,11 +835,8 @@ class Instance:
             if self.proc.poll() is not None:
                 raise RuntimeError('%s exited with status %s before answering'
                                    % (self.describe(), self.proc.returncode))
-            r = subprocess.run(['curl', '-s', '-o', '/dev/null', '--max-time',
-                                '2', '-w', '%{http_code}',
-                                'http://127.0.0.1:%d/ready' % self.port],
-                               capture_output=True, text=True)
-            if r.stdout.strip() not in ('', '000'):
+            code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
+            if code.strip() not in ('', '000'):
                 return
             time.sleep(0.05)
         raise RuntimeError('%s did not answer within %d s'
@@ -922,13 +865,8 @@ class Instance:
                                 % (written, pid))
         except (OSError, ValueError) as e:
             problems.append('no usable pid file %s: %s' % (self.pid_file, e))
-        os.kill(pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if harness.terminate(self.proc, 15):
             problems.append('server %d ignored SIGTERM for 15 s; killed' % pid)
-            os.kill(pid, signal.SIGKILL)
-            self.proc.wait()
         return problems
 
     def logs(self):
@@ -941,26 +879,11 @@ class Instance:
         return logs
 
     def log_mark(self):
-        mark = {}
-        for path in self.logs():
-            try:
-                mark[path] = os.path.getsize(path)
-            except OSError:
-                mark[path] = 0
-        return mark
+        return harness.log_mark(self.logs())
 
     def read_logs(self, mark=None):
         """Everything logged (since mark), file by file."""
-        out = []
-        for path in self.logs():
-            try:
-                with open(path, 'rb') as f:
-                    f.seek(mark.get(path, 0) if mark else 0)
-                    out.append(f.read().decode('utf-8', 'replace'))
-            except OSError:
-                pass
-        return ''.join(t if t.endswith('\n') or not t else t + '\n'
-                       for t in out)
+        return harness.read_logs(self.logs(), mark)
 
     def url(self, query='', path=None):
         return 'http://127.0.0.1:%d%s%s' % (
@@ -1554,7 +1477,7 @@ class Harness:
         self.podio = None
         try:
             try:
-                self.podio = podio_verify.PodioSetup(self, setup, run_ids())
+                self.podio = podio_verify.PodioSetup(self, setup, harness.run_ids())
                 variants += list(podio_verify.VARIANTS)
             except (RuntimeError, OSError) as e:
                 self.fail(setup, 'start the fake Podio (test CA by openssl, '
@@ -1630,11 +1553,7 @@ class Harness:
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        harness.sigkill_pids(pids)
         return ['podio-hook process %d still running after the server '
                 'stopped (killed)' % pid for pid in pids]
 

@@ -60,6 +60,8 @@ import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+import harness  # noqa: E402  (tests/lib/harness.py)
 
 # Small, so that "too large" is cheap to send and the largest accepted body
 # (exactly MAX_BODY bytes, part of the mix) is reached during the warm-up.
@@ -108,12 +110,6 @@ class Skip(Exception):
 def check(cond, msg, *args):
     if not cond:
         raise Failure(msg % args if args else msg)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------
@@ -578,7 +574,7 @@ def valgrind_verdict(what, rc, logs):
 def t_rss(world, note):
     d = world.sub('rss')
     ini, spool = world.write_ini(d)
-    port = free_port()
+    port = harness.free_port()
     log = os.path.join(d, 'podio-hook.log')
     p = world.start([world.bin, '--config', ini, '--listen',
                      '127.0.0.1:%d' % port], log)
@@ -633,7 +629,7 @@ def t_valgrind_fastcgi(world, note):
     need_valgrind(world)
     d = world.sub('vg-fastcgi')
     ini, spool = world.write_ini(d)
-    port = free_port()
+    port = harness.free_port()
     out = os.path.join(d, 'podio-hook.out')
     vlog = os.path.join(d, 'valgrind.%p.log')
     p = world.start(vg_argv(vlog) + [world.bin, '--config', ini, '--listen',

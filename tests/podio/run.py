@@ -36,6 +36,8 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FAKE = os.path.join(HERE, "fake_podio.py")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402  (tests/lib/harness.py)
 
 TIMEOUT = 3  # [podio] timeout in the configs below
 LIBCURL_MISSING = "libcurl-does-not-exist.so.4"
@@ -266,14 +268,6 @@ class Fake:
         return rc
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ---------------------------------------------------------------------------
 # The binary
 
@@ -365,19 +359,9 @@ class Env:
     # -- running the binary --
 
     def cgi_env(self, body, query="", ini=None, extra=None):
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "SERVER_SOFTWARE": "podio-hook-tests",
-            "SCRIPT_NAME": "/cgi-bin/podio-hook.cgi",
-            "REQUEST_METHOD": "POST",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "CONTENT_LENGTH": str(len(body)),
-            "QUERY_STRING": query,
-            "REMOTE_ADDR": "192.0.2.10",
-            "PODIO_HOOK_CONFIG": ini or self.ini,
-        }
+        env = harness.cgi_post_env(os.environ.get("PATH", "/usr/bin:/bin"),
+                                   "podio-hook-tests", body, query,
+                                   ini or self.ini)
         env.update(extra or {})
         return env
 
@@ -437,7 +421,7 @@ class FcgiServer:
         self.proc = None
         self.stopped_rc = "not stopped"
         for _ in range(3):  # the free port may be taken meanwhile
-            self.port = free_port()
+            self.port = harness.free_port()
             penv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             penv.update(extra or {})
             self.proc = subprocess.Popen(
