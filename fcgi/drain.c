@@ -462,16 +462,6 @@ static int batch(struct drain *d, const struct claim_work *w, const char *map,
 	return rc == 0 ? commit(d, w, st, 0) : -1;
 }
 
-/* Takes and releases an exclusive flock: in-flight appends are done. */
-static int lock_wait(int fd)
-{
-	int rc;
-	do
-		rc = flock(fd, LOCK_EX);
-	while (rc != 0 && errno == EINTR);
-	return rc != 0 ? -1 : flock(fd, LOCK_UN);
-}
-
 static int drain_work(struct drain *d, const struct claim_work *w)
 {
 	char path[PATH_MAX];
@@ -484,7 +474,7 @@ static int drain_work(struct drain *d, const struct claim_work *w)
 	 * A drain that died between claiming and waiting out the writers left
 	 * this file: wait for them here, every time, before reading.
 	 */
-	if (fd >= 0 && lock_wait(fd) != 0) {
+	if (fd >= 0 && claim_wait_writers(fd) != 0) {
 		close(fd);
 		fd = -1;
 	}
@@ -665,13 +655,10 @@ static int take_lock(struct drain *d)
 		log_error("drain: %s: %s", path, strerror(errno));
 		return -1;
 	}
-	int rc;
-	do
-		rc = flock(fd, LOCK_EX | (d->wait ? 0 : LOCK_NB));
-	while (rc != 0 && errno == EINTR);
-	if (rc != 0) {
+	if (spool_flock(fd, LOCK_EX | (d->wait ? 0 : LOCK_NB)) != 0) {
+		int busy = errno == EWOULDBLOCK;
 		close(fd);
-		return errno == EWOULDBLOCK ? 0 : -1;
+		return busy ? 0 : -1;
 	}
 	return 1; /* the descriptor stays open until exit */
 }

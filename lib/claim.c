@@ -61,6 +61,13 @@ int claim_parse_name(const char *name, char type[65], char *kind)
 	return 0;
 }
 
+int claim_wait_writers(int fd)
+{
+	if (spool_flock(fd, LOCK_EX) != 0)
+		return -1;
+	return spool_flock(fd, LOCK_UN);
+}
+
 int claim_take(const char *dir, const char *type, struct claim_work *out,
 	       char err[CLAIM_ERR_MAX])
 {
@@ -89,11 +96,7 @@ int claim_take(const char *dir, const char *type, struct claim_work *out,
 	int fd = open(to, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail(err, "open", to);
-	int rc;
-	do
-		rc = flock(fd, LOCK_EX);
-	while (rc != 0 && errno == EINTR);
-	if (rc != 0) {
+	if (claim_wait_writers(fd) != 0) {
 		fail(err, "flock", to);
 		close(fd);
 		return -1;

@@ -46,6 +46,12 @@ struct claim_work {
 };
 
 /*
+ * Takes and releases flock(LOCK_EX) on a claimed file: a writer that locked
+ * it before the rename has finished its append.  0, or -1 and errno.
+ */
+int claim_wait_writers(int fd);
+
+/*
  * Claims {dir}/{type}.jsonl.  Returns 1 and the work file's name in *out,
  * 0 when there is nothing to claim (absent or empty), -1 with err set.
  */

@@ -22,7 +22,7 @@ static int fail(char *err, const char *what, const char *path)
 	return -1;
 }
 
-static int lock_fd(int fd, int op)
+int spool_flock(int fd, int op)
 {
 	int rc;
 	do
@@ -149,7 +149,7 @@ int spool_append(const struct spool *sp, const char *type, const char *line,
 		int fd = open_spool_file(path, sp->file_mode, err);
 		if (fd < 0)
 			return -1;
-		if (lock_fd(fd, LOCK_EX) != 0) {
+		if (spool_flock(fd, LOCK_EX) != 0) {
 			fail(err, "flock", path);
 			close(fd);
 			return -1;
@@ -173,7 +173,7 @@ int spool_append(const struct spool *sp, const char *type, const char *line,
 		 * Sync outside the lock: concurrent writers share commits.
 		 * Without sync, close() below releases the lock.
 		 */
-		if (sp->sync && lock_fd(fd, LOCK_UN) != 0 && rc == 0)
+		if (sp->sync && spool_flock(fd, LOCK_UN) != 0 && rc == 0)
 			rc = fail(err, "unlock", path);
 		if (rc == 0 && sp->sync && fdatasync(fd) != 0)
 			rc = fail(err, "fdatasync", path);

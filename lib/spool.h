@@ -44,6 +44,9 @@ struct spool {
 int spool_append(const struct spool *sp, const char *type, const char *line,
 		 size_t len, char err[SPOOL_ERR_MAX]);
 
+/* flock(2), taken again when a signal interrupts it.  0, or -1 and errno. */
+int spool_flock(int fd, int op);
+
 /*
  * Checks that dir is a directory on a local filesystem: O_APPEND and flock
  * are not safe on NFS, SMB and the like.  Returns 0, or -1 with err set
