@@ -271,6 +271,40 @@ static int print_line(struct drain *d, const char *p, size_t len)
 	return 0;
 }
 
+/* The event is dealt with: off the retry list, or passed in the file. */
+static void settled(struct claim_state *st, const struct ev *e, size_t retry_i)
+{
+	if (e->attempts > 0)
+		claim_state_drop(st, retry_i);
+	else
+		st->offset = e->off + (off_t)e->len;
+}
+
+/*
+ * Its handler failed: the event is offered again on the next run, or after
+ * the last attempt moved to failed/.  0, or -1 to stop the run.
+ */
+static int handler_failed(struct drain *d, const struct claim_work *w,
+			  struct claim_state *st, const struct ev *e,
+			  size_t retry_i, json_t *j, const char *why)
+{
+	unsigned attempts = e->attempts + 1;
+	log_info("handler failed type=%s offset=%lld attempt=%u reason=\"%s\"",
+		 w->type, (long long)e->off, attempts, why);
+	if (attempts >= d->max_attempts) {
+		if (dead_letter(d, w, j, attempts, why) != 0)
+			return -1;
+		settled(st, e, retry_i);
+		return 0;
+	}
+	if (claim_state_retry(st, e->off, attempts, why) != 0)
+		return -1;
+	d->retried++;
+	if (e->attempts == 0)
+		st->offset = e->off + (off_t)e->len;
+	return 0;
+}
+
 /*
  * Offers one event; updates st (offset for a new event, the retry list
  * for an old one).  retry_i is the event's index in st->retry when
@@ -280,53 +314,31 @@ static int offer(struct drain *d, const struct claim_work *w, const char *map,
 		 struct claim_state *st, const struct ev *e, size_t retry_i)
 {
 	char why[CHILD_WHY_MAX];
-	int rc = 0;
+	int rc;
 	d->offered++;
 	if (d->exec_cmd == NULL) {
 		/* Print mode needs no tree: checking the line is enough. */
-		if (!event_valid(map, e)) {
-			rc = quarantine(d, w, map, e);
-		} else {
-			rc = print_line(d, map + e->off, e->len);
-			d->handled += rc == 0;
-		}
-		if (rc == 0 && e->attempts > 0)
-			claim_state_drop(st, retry_i);
-		else if (rc == 0)
-			st->offset = e->off + (off_t)e->len;
-		return rc;
-	}
-	json_t *j = parse_event(map, e);
-	if (j == NULL) {
-		rc = quarantine(d, w, map, e);
-	} else if (exec_event(d, map, e, j, why) == 0) {
-		d->handled++;
+		int valid = event_valid(map, e);
+		rc = valid ? print_line(d, map + e->off, e->len)
+			   : quarantine(d, w, map, e);
+		d->handled += valid && rc == 0;
 	} else {
-		unsigned attempts = e->attempts + 1;
-		log_info("handler failed type=%s offset=%lld attempt=%u "
-			 "reason=\"%s\"",
-			 w->type, (long long)e->off, attempts, why);
-		if (attempts >= d->max_attempts) {
-			rc = dead_letter(d, w, j, attempts, why);
-			if (rc == 0 && e->attempts > 0)
-				claim_state_drop(st, retry_i);
-		} else if (claim_state_retry(st, e->off, attempts, why) != 0)
-			rc = -1;
-		else
-			d->retried++;
+		json_t *j = parse_event(map, e);
+		if (j == NULL) {
+			rc = quarantine(d, w, map, e);
+		} else if (exec_event(d, map, e, j, why) == 0) {
+			rc = 0;
+			d->handled++;
+		} else {
+			rc = handler_failed(d, w, st, e, retry_i, j, why);
+			json_decref(j);
+			return rc;
+		}
 		json_decref(j);
-		if (rc == 0 && e->attempts == 0)
-			st->offset = e->off + (off_t)e->len;
-		return rc;
 	}
-	json_decref(j);
-	if (rc != 0)
-		return rc;
-	if (e->attempts > 0)
-		claim_state_drop(st, retry_i);
-	else
-		st->offset = e->off + (off_t)e->len;
-	return 0;
+	if (rc == 0)
+		settled(st, e, retry_i);
+	return rc;
 }
 
 /* Commits progress: print mode writes its lines first. */
