@@ -19,10 +19,10 @@ static int find_config(const struct app *a, char *buf, size_t size, char *why,
 {
 	const char *env = getenv(CONFIG_ENV);
 	char exe[PATH_MAX];
-	if (a->config_opt != NULL || (env != NULL && env[0] != '\0')) {
+	if (a->opt.config != NULL || (env != NULL && env[0] != '\0')) {
 		/* Named explicitly: a missing file is an error, not a hint. */
 		snprintf(buf, size, "%s",
-			 a->config_opt != NULL ? a->config_opt : env);
+			 a->opt.config != NULL ? a->opt.config : env);
 		return 0;
 	}
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);

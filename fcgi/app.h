@@ -10,6 +10,7 @@
 #include "../lib/event.h"
 #include "../lib/podio.h"
 #include "../lib/spool.h"
+#include "cli.h"
 
 #define PODIO_HOOK_VERSION "0.1.0"
 
@@ -22,7 +23,7 @@
 #define TOKEN_CACHE_NAME ".podio-token"
 
 struct app {
-	const char *config_opt; /* --config, or NULL */
+	struct cli_globals opt; /* --config and -v */
 	int loaded;		/* cfg, policy and spool are valid */
 	struct config cfg;
 	struct event_policy policy;

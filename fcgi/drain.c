@@ -25,10 +25,36 @@
 /* A Podio event has about a dozen params; room for the extras. */
 #define ENV_MAX 80
 
+/* Bounds of the numeric options. */
+#define DRAIN_ATTEMPTS_DEFAULT 5
+#define DRAIN_ATTEMPTS_MAX     1000000 /* what a progress file records */
+#define DRAIN_TIMEOUT_DEFAULT  60
+#define DRAIN_TIMEOUT_MAX      86400 /* a handler that runs a day is hung */
+#define DRAIN_LIMIT_MAX	       1000000000000ULL
+
 static const char drain_usage[] =
     "usage: podio-hook drain [--type GLOB]... [--exec CMD | --batch CMD]\n"
     "         [--max-attempts N] [--timeout S] [--limit N] [--wait]\n"
-    "         [--retry-failed] [-v]\n";
+    "         [--retry-failed] [--config PATH] [-v]\n"
+    "\n"
+    "Claims the spool files and hands their events over, oldest first:\n"
+    "printed to standard output, or given to CMD (through /bin/sh -c) on\n"
+    "its standard input, one event per run with --exec, one file per run\n"
+    "with --batch.  Exit 0 from CMD means handled; otherwise the event is\n"
+    "offered again on the next run, and after N attempts (default 5) moved\n"
+    "to failed/.\n"
+    "\n"
+    "  --type GLOB       only types matching GLOB (repeatable)\n"
+    "  --exec CMD        run CMD once per event\n"
+    "  --batch CMD       run CMD once per claimed file\n"
+    "  --max-attempts N  attempts before an event is moved to failed/\n"
+    "  --timeout S       kill a handler after S seconds (default 60)\n"
+    "  --limit N         offer at most N events in this run\n"
+    "  --wait            wait for a running drain instead of exiting\n"
+    "  --retry-failed    offer the events in failed/ again\n"
+    "\n"
+    "Exit 0 all handled, 1 some left for retry or failed, 2 usage or\n"
+    "config error.\n";
 
 struct drain {
 	struct app *a;
@@ -62,12 +88,6 @@ struct ev {
 	int terminated; /* ends in '\n' */
 	unsigned attempts;
 };
-
-static int usage_error(const char *what)
-{
-	fprintf(stderr, "podio-hook: drain: %s\n%s", what, drain_usage);
-	return 2;
-}
 
 static int type_selected(const struct drain *d, const char *type)
 {
@@ -608,47 +628,51 @@ static int retry_failed(struct drain *d)
 	return rc;
 }
 
-static int parse_args(struct drain *d, int argc, char **argv)
+/* 0: run; otherwise exit with *status (usage printed, or an error). */
+static int parse_args(struct drain *d, int argc, char **argv, int *status)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		char *end = NULL;
-		if (strcmp(o, "-v") == 0) {
-			d->verbose = 1;
-		} else if (strcmp(o, "--wait") == 0) {
-			d->wait = 1;
-		} else if (strcmp(o, "--retry-failed") == 0) {
-			d->retry_failed = 1;
-		} else if (v == NULL) {
-			return usage_error("an option lacks its value");
-		} else if (strcmp(o, "--type") == 0 && d->n_types < 64) {
-			d->types[d->n_types++] = argv[++i];
-		} else if (strcmp(o, "--exec") == 0 && d->exec_cmd == NULL) {
-			d->exec_cmd = argv[++i];
-		} else if (strcmp(o, "--batch") == 0 && d->batch_cmd == NULL) {
-			d->batch_cmd = argv[++i];
-		} else if (strcmp(o, "--max-attempts") == 0) {
-			d->max_attempts =
-			    (unsigned)strtoul(argv[++i], &end, 10);
-			if (*end != '\0' || d->max_attempts == 0)
-				return usage_error(
-				    "--max-attempts wants N >= 1");
-		} else if (strcmp(o, "--timeout") == 0) {
-			d->timeout_s = (int)strtol(argv[++i], &end, 10);
-			if (*end != '\0' || d->timeout_s <= 0)
-				return usage_error(
-				    "--timeout wants seconds >= 1");
-		} else if (strcmp(o, "--limit") == 0) {
-			d->limit = strtol(argv[++i], &end, 10);
-			if (*end != '\0' || d->limit < 0)
-				return usage_error("--limit wants N >= 0");
-		} else {
-			return usage_error("unknown or repeated option");
-		}
+	struct cli_list types = {{0}, 0};
+	unsigned long long max_attempts = DRAIN_ATTEMPTS_DEFAULT;
+	unsigned long long timeout = DRAIN_TIMEOUT_DEFAULT;
+	unsigned long long limit = ULLONG_MAX;
+	const struct cli_option opts[] = {
+	    {"--type", CLI_LIST, &types, 0, 0},
+	    {"--exec", CLI_STRING, &d->exec_cmd, 0, 0},
+	    {"--batch", CLI_STRING, &d->batch_cmd, 0, 0},
+	    {"--max-attempts", CLI_NUMBER, &max_attempts, 1,
+	     DRAIN_ATTEMPTS_MAX},
+	    {"--timeout", CLI_NUMBER, &timeout, 1, DRAIN_TIMEOUT_MAX},
+	    {"--limit", CLI_NUMBER, &limit, 0, DRAIN_LIMIT_MAX},
+	    {"--wait", CLI_FLAG, &d->wait, 0, 0},
+	    {"--retry-failed", CLI_FLAG, &d->retry_failed, 0, 0},
+	    {NULL, CLI_FLAG, NULL, 0, 0},
+	};
+	const struct cli_command cmd = {"drain", drain_usage, opts, 0, 0};
+	char *args[1]; /* no arguments are accepted */
+	int nargs;
+	enum cli_result r =
+	    cli_parse(&cmd, &d->a->opt, argc - 1, argv + 1, args, &nargs);
+	*status = cli_exit(r);
+	if (r != CLI_OK)
+		return -1;
+	*status = 2;
+	if (d->exec_cmd != NULL && d->batch_cmd != NULL) {
+		cli_error("drain", "--exec and --batch exclude each other");
+		return -1;
 	}
-	if (d->exec_cmd != NULL && d->batch_cmd != NULL)
-		return usage_error("--exec and --batch exclude each other");
+	for (size_t i = 0; i < types.n; i++) {
+		if (types.v[i][0] == '\0') {
+			cli_error("drain",
+				  "--type wants a glob such as 'item.*'");
+			return -1;
+		}
+		d->types[i] = types.v[i];
+	}
+	d->n_types = types.n;
+	d->max_attempts = (unsigned)max_attempts;
+	d->timeout_s = (int)timeout;
+	d->limit = limit == ULLONG_MAX ? -1 : (long)limit;
+	d->verbose = d->a->opt.verbose;
 	return 0;
 }
 
@@ -707,11 +731,8 @@ int drain_main(struct app *a, int argc, char **argv)
 	struct claim_work *ws = NULL;
 	char err[CLAIM_ERR_MAX];
 	d.a = a;
-	d.max_attempts = 5;
-	d.timeout_s = 60;
-	d.limit = -1;
-	int rc = parse_args(&d, argc, argv);
-	if (rc != 0)
+	int rc;
+	if (parse_args(&d, argc, argv, &rc) != 0)
 		return rc;
 	if (app_load(a) != 0)
 		return 2;

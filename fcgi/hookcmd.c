@@ -11,13 +11,27 @@ static const char hook_usage[] =
     "       podio-hook hook delete HOOK_ID\n"
     "       podio-hook hook verify HOOK_ID\n"
     "       podio-hook hook validate HOOK_ID CODE\n"
-    "REF_TYPE is app, app_field or space.\n";
+    "\n"
+    "Manages Podio hooks with the credentials in [podio].  REF_TYPE is\n"
+    "app, app_field or space.  create registers a hook and requests its\n"
+    "verification (Podio then posts hook.verify to URL, which the\n"
+    "receiver validates); verify requests verification again; validate\n"
+    "sends a code from a spooled hook.verify event.\n"
+    "Exit 0 done, 1 the Podio API failed, 2 usage or config error.\n";
 
 static int usage_error(const char *what)
 {
-	fprintf(stderr, "podio-hook: hook: %s\n%s", what, hook_usage);
-	return 2;
+	return cli_error("hook", "%s (see 'podio-hook hook --help')", what);
 }
+
+static int usage_error2(const char *what, const char *word)
+{
+	return cli_error("hook", "%s '%s' (see 'podio-hook hook --help')", what,
+			 word);
+}
+
+/* The subcommand and its arguments, at most. */
+#define HOOK_WORDS_MAX 5
 
 static int api_error(const struct app *a, const char *cmd)
 {
@@ -169,38 +183,51 @@ static int need_credentials(struct app *a)
 	return 0;
 }
 
+/* The subcommands: how many arguments each takes. */
+static const struct {
+	const char *name;
+	int nargs;
+} subcommands[] = {
+    {"create", 4}, {"list", 2}, {"delete", 1}, {"verify", 1}, {"validate", 2},
+};
+
 int hookcmd_main(struct app *a, int argc, char **argv)
 {
 	int json = 0;
-	if (argc < 2)
-		return usage_error("missing subcommand");
-	const char *cmd = argv[1];
-	argv += 2;
-	argc -= 2;
-	if (strcmp(cmd, "list") == 0 && argc > 0 &&
-	    strcmp(argv[0], "--json") == 0) {
-		json = 1;
-		argv++;
-		argc--;
-	}
-	int want = strcmp(cmd, "create") == 0	  ? 4
-		   : strcmp(cmd, "list") == 0	  ? 2
-		   : strcmp(cmd, "validate") == 0 ? 2
-		   : strcmp(cmd, "delete") == 0 || strcmp(cmd, "verify") == 0
-		       ? 1
-		       : -1;
-	if (want < 0)
-		return usage_error("unknown subcommand");
-	if (argc != want)
-		return usage_error("wrong number of arguments");
+	char *args[HOOK_WORDS_MAX];
+	int nargs;
+	size_t i = 0;
+	const struct cli_option opts[] = {
+	    {"--json", CLI_FLAG, &json, 0, 0},
+	    {NULL, CLI_FLAG, NULL, 0, 0},
+	};
+	const struct cli_command cmd = {"hook", hook_usage, opts, 1,
+					HOOK_WORDS_MAX};
+	enum cli_result r =
+	    cli_parse(&cmd, &a->opt, argc - 1, argv + 1, args, &nargs);
+	if (r != CLI_OK)
+		return cli_exit(r);
+	const char *sub = args[0];
+	while (i < sizeof subcommands / sizeof subcommands[0] &&
+	       strcmp(subcommands[i].name, sub) != 0)
+		i++;
+	if (i == sizeof subcommands / sizeof subcommands[0])
+		return usage_error2("unknown subcommand", sub);
+	if (nargs - 1 != subcommands[i].nargs)
+		return usage_error2(nargs - 1 < subcommands[i].nargs
+					? "missing arguments for"
+					: "too many arguments for",
+				    sub);
+	if (json && strcmp(sub, "list") != 0)
+		return usage_error2("--json applies to list, not", sub);
 	int rc = need_credentials(a);
 	if (rc != 0)
 		return rc;
-	if (strcmp(cmd, "create") == 0)
-		return cmd_create(a, argv);
-	if (strcmp(cmd, "list") == 0)
-		return cmd_list(a, json, argv);
-	return cmd_hook_id(a, cmd, argv, argc);
+	if (strcmp(sub, "create") == 0)
+		return cmd_create(a, args + 1);
+	if (strcmp(sub, "list") == 0)
+		return cmd_list(a, json, args + 1);
+	return cmd_hook_id(a, sub, args + 1, nargs - 1);
 }
 
 int hookcmd_check_auth(struct app *a)

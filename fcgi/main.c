@@ -17,36 +17,35 @@
 #include "serve.h"
 
 static const char usage_text[] =
-    "usage: podio-hook [--config PATH] COMMAND\n"
+    "usage: podio-hook [--config PATH] [-v] COMMAND [ARGS]\n"
     "       podio-hook [--config PATH] --listen HOST:PORT|:PORT|/path.sock\n"
     "\n"
     "Run by a web server (CGI, or FastCGI with a listening socket on\n"
     "standard input) it receives Podio webhooks and spools each event.\n"
     "\n"
     "commands:\n"
-    "  check            validate the config, that the spool is writable\n"
-    "                   and, with credentials, that they authenticate\n"
-    "  hook create REF_TYPE REF_ID TYPE URL   register a hook and request\n"
-    "                   its verification (prints the hook id)\n"
-    "  hook list [--json] REF_TYPE REF_ID     list hooks\n"
-    "  hook delete HOOK_ID    hook verify HOOK_ID    hook validate HOOK_ID "
-    "CODE\n"
-    "  drain [--type GLOB]... [--exec CMD | --batch CMD] [--max-attempts N]\n"
-    "        [--timeout S] [--limit N] [--wait] [--retry-failed] [-v]\n"
-    "                   hand spooled events over (default: print them)\n"
-    "  status [--json]  pending, in progress, failed, quarantined per type\n"
+    "  drain       hand spooled events over (print, --exec or --batch)\n"
+    "  status      pending, in progress, failed, quarantined per type\n"
+    "  check       validate the config, the spool and the credentials\n"
+    "  hook        create, list, delete, verify or validate Podio hooks\n"
+    "  help [COMMAND]   this text, or a command's usage\n"
+    "\n"
+    "options (also accepted after the command):\n"
+    "  --config PATH    the config file\n"
+    "  -v               say more on standard error\n"
     "  --listen ADDR    serve FastCGI on ADDR (':PORT' binds 127.0.0.1)\n"
-    "  --help           this text\n"
-    "  --version        the version\n"
+    "  -h, --help       this text; after a command, its usage\n"
+    "  -V, --version    the version\n"
     "\n"
     "The config is --config, else $PODIO_HOOK_CONFIG, else podio-hook.ini\n"
     "beside the executable, else /etc/podio-hook.ini.\n";
 
-static int usage(FILE *to, int status)
-{
-	fputs(usage_text, to);
-	return status;
-}
+static const char check_usage[] =
+    "usage: podio-hook check [--config PATH] [-v]\n"
+    "\n"
+    "Validates the config, that the spool directory is usable by its\n"
+    "owner, and, when Podio credentials are set, that they authenticate.\n"
+    "Exit 0 ok, 1 a problem found, 2 the config cannot be used.\n";
 
 /* Creates and removes a file in the spool directory. */
 static int probe_spool(const char *dir)
@@ -68,9 +67,17 @@ static int probe_spool(const char *dir)
 	return 0;
 }
 
-static int cmd_check(struct app *a)
+static int cmd_check(struct app *a, int argc, char **argv)
 {
+	static const struct cli_command cmd = {"check", check_usage, NULL, 0,
+					       0};
 	char err[SPOOL_ERR_MAX];
+	char *args[1];
+	int nargs;
+	enum cli_result r =
+	    cli_parse(&cmd, &a->opt, argc - 1, argv + 1, args, &nargs);
+	if (r != CLI_OK)
+		return cli_exit(r);
 	if (app_load(a) != 0)
 		return 2;
 	if (spool_check_dir(a->cfg.spool_dir, err) != 0) {
@@ -93,34 +100,107 @@ static int cmd_listen(struct app *a, const char *spec)
 	return serve_fastcgi(a, fd);
 }
 
-/* The command named at argv[i]; the config, once loaded, stays in *a. */
-static int command(struct app *a, int argc, char **argv, int i)
+static int cmd_help(struct app *a, int argc, char **argv);
+
+static const struct {
+	const char *name;
+	int (*run)(struct app *a, int argc, char **argv);
+} commands[] = {
+    {"drain", drain_main},  {"status", status_main}, {"check", cmd_check},
+    {"hook", hookcmd_main}, {"help", cmd_help},
+};
+
+static int (*find_command(const char *name))(struct app *, int, char **)
 {
-	if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
-		return cmd_check(a);
-	if (strcmp(argv[i], "hook") == 0)
-		return hookcmd_main(a, argc - i, argv + i);
-	if (strcmp(argv[i], "drain") == 0)
-		return drain_main(a, argc - i, argv + i);
-	if (strcmp(argv[i], "status") == 0)
-		return status_main(a, argc - i, argv + i);
-	fprintf(stderr, "podio-hook: unknown command '%s'\n", argv[i]);
-	return usage(stderr, 2);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].run;
+	}
+	return NULL;
+}
+
+/* help [COMMAND [SUBCOMMAND]]: the command's own --help. */
+static int cmd_help(struct app *a, int argc, char **argv)
+{
+	char *words[4];
+	if (argc == 1) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	int (*run)(struct app *, int, char **) = find_command(argv[1]);
+	if (run == NULL || run == cmd_help || argc > 3)
+		return cli_error("help", "no such command '%s'", argv[1]);
+	words[0] = argv[1];
+	words[1] = argc == 3 ? argv[2] : "--help";
+	words[2] = "--help";
+	words[3] = NULL;
+	return run(a, argc == 3 ? 3 : 2, words);
+}
+
+/* Options before the command; returns the command's index, or < 0. */
+static int leading_options(struct app *a, int argc, char **argv,
+			   const char **listen_on, int *status)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *w = argv[i];
+		const char *eq =
+		    strncmp(w, "--", 2) == 0 ? strchr(w, '=') : NULL;
+		size_t len = eq != NULL ? (size_t)(eq - w) : strlen(w);
+		const char **slot = NULL;
+		if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {
+			fputs(usage_text, stdout);
+			*status = 0;
+			return -1;
+		}
+		if (strcmp(w, "-V") == 0 || strcmp(w, "--version") == 0) {
+			printf("podio-hook %s\n", PODIO_HOOK_VERSION);
+			*status = 0;
+			return -1;
+		}
+		if (strcmp(w, "-v") == 0 || strcmp(w, "--verbose") == 0) {
+			a->opt.verbose = 1;
+			continue;
+		}
+		if (len == 8 && strncmp(w, "--config", len) == 0)
+			slot = &a->opt.config;
+		else if (len == 8 && strncmp(w, "--listen", len) == 0)
+			slot = listen_on;
+		if (slot == NULL) {
+			*status = cli_error(NULL,
+					    "unknown option '%.*s' (see "
+					    "'podio-hook --help')",
+					    (int)len, w);
+			return -1;
+		}
+		if (*slot != NULL) {
+			*status = cli_error(NULL, "option '%.*s' given twice",
+					    (int)len, w);
+			return -1;
+		}
+		if (eq == NULL && i + 1 >= argc) {
+			*status =
+			    cli_error(NULL, "option '%s' needs a value", w);
+			return -1;
+		}
+		*slot = eq != NULL ? eq + 1 : argv[++i];
+	}
+	return i;
 }
 
 int main(int argc, char **argv)
 {
 	struct app a = {0};
 	const char *listen_on = NULL;
-	int i = 1;
+	int status = 2;
 	int rc;
 
 	if (serve_is_fastcgi(STDIN_FILENO)) {
 		/* Spawned: only --config applies (lighttpd bin-path may pass
 		 * it). */
-		for (i = 1; i + 1 < argc; i++) {
+		for (int i = 1; i + 1 < argc; i++) {
 			if (strcmp(argv[i], "--config") == 0)
-				a.config_opt = argv[++i];
+				a.opt.config = argv[++i];
 		}
 		return serve_fastcgi(&a, STDIN_FILENO);
 	}
@@ -130,31 +210,30 @@ int main(int argc, char **argv)
 		app_unload(&a);
 		return rc;
 	}
-
-	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			a.config_opt = argv[++i];
-		} else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-			listen_on = argv[++i];
-		} else if (strcmp(argv[i], "--help") == 0) {
-			return usage(stdout, 0);
-		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("podio-hook %s\n", PODIO_HOOK_VERSION);
-			return 0;
-		} else {
-			fprintf(stderr, "podio-hook: unknown option '%s'\n",
-				argv[i]);
-			return usage(stderr, 2);
-		}
-	}
-	if (listen_on != NULL && i == argc)
+	int i = leading_options(&a, argc, argv, &listen_on, &status);
+	if (i < 0)
+		return status;
+	if (listen_on != NULL) {
+		if (i < argc)
+			return cli_error(NULL,
+					 "--listen takes no command, "
+					 "not '%s'",
+					 argv[i]);
 		return cmd_listen(&a, listen_on);
-	if (i >= argc || listen_on != NULL) {
+	}
+	if (i >= argc) {
 		fprintf(stderr, "podio-hook: no command, and not run as CGI or "
 				"FastCGI\n");
-		return usage(stderr, 2);
+		fputs(usage_text, stderr);
+		return 2;
 	}
-	rc = command(&a, argc, argv, i);
+	int (*run)(struct app *, int, char **) = find_command(argv[i]);
+	if (run == NULL)
+		return cli_error(NULL,
+				 "unknown command '%s' (see "
+				 "'podio-hook --help')",
+				 argv[i]);
+	rc = run(&a, argc - i, argv + i);
 	app_unload(&a);
 	return rc;
 }

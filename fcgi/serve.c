@@ -1,6 +1,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcgiapp.h>
 #include <netdb.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/num.h"
 #include "receive.h"
 
 /* Beyond these a rejected CGI body is left unread (see cgi_discard_input). */
@@ -66,12 +68,9 @@ static void cgi_discard_input(void)
 {
 	const char *cl = getenv("CONTENT_LENGTH");
 	char buf[16384];
-	char *end;
-	if (cl == NULL || cl[0] < '0' || cl[0] > '9')
-		return;
-	errno = 0;
-	unsigned long long want = strtoull(cl, &end, 10);
-	if (errno != 0 || *end != '\0' || want <= cgi_consumed)
+	unsigned long long want;
+	if (cl == NULL || num_parse(cl, 0, ULLONG_MAX, &want) != NUM_OK ||
+	    want <= cgi_consumed)
 		return;
 	want -= cgi_consumed;
 	if (want > CGI_DISCARD_MAX)

@@ -25,6 +25,15 @@ struct counts {
 	long quarantined;
 };
 
+static const char status_usage[] =
+    "usage: podio-hook status [--json] [--config PATH] [-v]\n"
+    "\n"
+    "Per event type: events pending, the oldest pending one's age,\n"
+    "events claimed by a drain in progress, failed (in failed/) and\n"
+    "quarantined (in bad/).  --json prints one object.\n"
+    "Exit 0, 1 when anything is failed or quarantined, 2 when the spool\n"
+    "cannot be read.\n";
+
 struct report {
 	struct counts t[STATUS_TYPES_MAX];
 	size_t n;
@@ -199,11 +208,18 @@ int status_main(struct app *a, int argc, char **argv)
 {
 	static struct report r;
 	char sub[PATH_MAX];
-	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
-	if (argc > 2 || (argc == 2 && !json)) {
-		fprintf(stderr, "usage: podio-hook status [--json]\n");
-		return 2;
-	}
+	int json = 0;
+	char *args[1];
+	int nargs;
+	const struct cli_option opts[] = {
+	    {"--json", CLI_FLAG, &json, 0, 0},
+	    {NULL, CLI_FLAG, NULL, 0, 0},
+	};
+	const struct cli_command cmd = {"status", status_usage, opts, 0, 0};
+	enum cli_result cr =
+	    cli_parse(&cmd, &a->opt, argc - 1, argv + 1, args, &nargs);
+	if (cr != CLI_OK)
+		return cli_exit(cr);
 	if (app_load(a) != 0)
 		return 2;
 	const char *dir = a->cfg.spool_dir;

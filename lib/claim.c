@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "num.h"
 
 static int fail(char *err, const char *what, const char *path)
 {
@@ -199,22 +200,35 @@ void claim_state_drop(struct claim_state *st, size_t i)
 	st->n_retry--;
 }
 
+/*
+ * A number of digits ending at the byte stop; *p moves past the stop.
+ * 0, or -1 when the digits are missing, out of range or not followed by
+ * stop.
+ */
+static int field_num(char **p, char stop, unsigned long long max,
+		     unsigned long long *out)
+{
+	char *end = strchr(*p, stop);
+	if (end == NULL ||
+	    num_parse_n(*p, (size_t)(end - *p), 10, 0, max, out) != NUM_OK)
+		return -1;
+	*p = end + 1;
+	return 0;
+}
+
 /* Parses "retry OFF ATTEMPTS JSON"; 0 or -1. */
 static int parse_retry(struct claim_state *st, char *line)
 {
-	char *end;
-	if (strncmp(line, "retry ", 6) != 0)
+	unsigned long long off;
+	unsigned long long att;
+	char *p = line + 6;
+	if (strncmp(line, "retry ", 6) != 0 ||
+	    field_num(&p, ' ', LLONG_MAX, &off) != 0 ||
+	    field_num(&p, ' ', 1000000, &att) != 0 || att == 0)
 		return -1;
-	errno = 0;
-	long long off = strtoll(line + 6, &end, 10);
-	if (errno != 0 || *end != ' ' || off < 0)
-		return -1;
-	unsigned long att = strtoul(end + 1, &end, 10);
-	if (errno != 0 || *end != ' ' || att == 0 || att > 1000000)
-		return -1;
-	json_t *j = json_loads(end + 1, JSON_DECODE_ANY, NULL);
+	json_t *j = json_loads(p, JSON_DECODE_ANY, NULL);
 	const char *e = json_string_value(j);
-	int rc = e != NULL && off < st->offset
+	int rc = e != NULL && (off_t)off < st->offset
 		     ? claim_state_retry(st, (off_t)off, (unsigned)att, e)
 		     : -1;
 	json_decref(j);
@@ -235,10 +249,9 @@ void claim_state_load(const char *dir, const struct claim_work *w,
 	int ok = 0;
 	if (fgets(line, sizeof line, f) != NULL &&
 	    strncmp(line, "offset ", 7) == 0) {
-		char *end;
-		errno = 0;
-		long long off = strtoll(line + 7, &end, 10);
-		ok = errno == 0 && off >= 0 && *end == '\n';
+		char *p = line + 7;
+		unsigned long long off;
+		ok = field_num(&p, '\n', LLONG_MAX, &off) == 0;
 		st->offset = ok ? (off_t)off : 0;
 	}
 	while (ok && fgets(line, sizeof line, f) != NULL) {

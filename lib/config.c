@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "num.h"
+
 /* Where a value parser says what is wrong with a value. */
 #define WHY_MAX 256
 
@@ -55,17 +57,14 @@ static int parse_bool(const char *val, int *out, char *why)
 static int parse_num(const char *val, unsigned long lo, unsigned long hi,
 		     unsigned long *out, char *why)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(val, &end, 10);
-	if (!isdigit((unsigned char)val[0]) || *end != '\0' || errno != 0 ||
-	    v < lo || v > hi) {
+	unsigned long long v;
+	if (num_parse(val, lo, hi, &v) != NUM_OK) {
 		snprintf(why, WHY_MAX,
 			 "expected a number from %lu to %lu, got '%s'", lo, hi,
 			 val);
 		return -1;
 	}
-	*out = v;
+	*out = (unsigned long)v;
 	return 0;
 }
 
@@ -114,11 +113,8 @@ static int p_sync(struct config *c, const char *v, char *why)
 
 static int p_file_mode(struct config *c, const char *v, char *why)
 {
-	char *end;
-	errno = 0;
-	unsigned long m = strtoul(v, &end, 8);
-	if (v[0] < '0' || v[0] > '7' || *end != '\0' || errno != 0 ||
-	    m > 0777) {
+	unsigned long long m;
+	if (num_parse_n(v, strlen(v), 8, 0, 0777, &m) != NUM_OK) {
 		snprintf(why, WHY_MAX,
 			 "expected an octal mode such as 0640, got '%s'", v);
 		return -1;

@@ -172,7 +172,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 				 i == 1 ? "secret = " SECRET "\n" : "");
 		fz_write_file(ini[i], text, (size_t)n);
 		chmod(ini[i], 0600);
-		apps[i].config_opt = ini[i];
+		apps[i].opt.config = ini[i];
 	}
 	unsetenv("PODIO_HOOK_CONFIG");
 	/* FUZZ_LOG=1 shows the receiver's log lines while debugging. */
