@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 static sigset_t chld;
 
 void child_setup(void)
@@ -28,15 +30,41 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void exec_child(int in, const char *cmd, const struct child_env *env,
-		       size_t nenv)
+/* Removes the inherited variables named with one of the prefixes. */
+static void clear_env(const char *const *clear)
+{
+	char name[256];
+	for (size_t i = 0; clear != NULL && environ[i] != NULL;) {
+		const char *v = environ[i];
+		size_t k = 0;
+		while (clear[k] != NULL &&
+		       strncmp(v, clear[k], strlen(clear[k])) != 0)
+			k++;
+		size_t n = strcspn(v, "=");
+		if (clear[k] == NULL || n >= sizeof name) {
+			i++;
+			continue;
+		}
+		memcpy(name, v, n);
+		name[n] = '\0';
+		if (unsetenv(name) != 0)
+			_exit(126);
+		/* environ[i] now holds the next variable. */
+	}
+}
+
+static void exec_child(int in, const char *cmd, const char *const *clear,
+		       const struct child_env *env, size_t nenv)
 {
 	sigset_t none;
 	setpgid(0, 0);
 	if (dup2(in, STDIN_FILENO) < 0)
 		_exit(126);
-	for (size_t i = 0; i < nenv; i++)
-		setenv(env[i].name, env[i].value, 1);
+	clear_env(clear);
+	for (size_t i = 0; i < nenv; i++) {
+		if (setenv(env[i].name, env[i].value, 1) != 0)
+			_exit(126);
+	}
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -94,8 +122,8 @@ static int reap(pid_t pid, long long deadline, int *status)
 }
 
 int child_run(const char *cmd, const struct iovec *segs, size_t nseg,
-	      const struct child_env *env, size_t nenv, int timeout_s,
-	      char why[CHILD_WHY_MAX])
+	      const char *const *clear, const struct child_env *env,
+	      size_t nenv, int timeout_s, char why[CHILD_WHY_MAX])
 {
 	int p[2];
 	int status = 0;
@@ -113,7 +141,7 @@ int child_run(const char *cmd, const struct iovec *segs, size_t nseg,
 	}
 	if (pid == 0) {
 		close(p[1]);
-		exec_child(p[0], cmd, env, nenv);
+		exec_child(p[0], cmd, clear, env, nenv);
 	}
 	/* Also here, against a race with the child's own setpgid. */
 	setpgid(pid, pid);

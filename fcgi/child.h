@@ -22,14 +22,16 @@ struct child_env {
 void child_setup(void);
 
 /*
- * Runs cmd with segs[0..nseg) written to its standard input, env added to
- * the environment, standard output and error inherited.  After timeout_s
+ * Runs cmd with segs[0..nseg) written to its standard input, standard
+ * output and error inherited, and an environment of its own: the
+ * inherited one without the variables whose names start with one of
+ * clear[] (NULL-terminated; NULL: none), plus env.  After timeout_s
  * seconds the command's process group is killed.  Returns 0 when it exited
  * 0, else -1 with why ("exit status 3", "killed by signal 9", "timed out
  * after 60 s", or a spawn error).
  */
 int child_run(const char *cmd, const struct iovec *segs, size_t nseg,
-	      const struct child_env *env, size_t nenv, int timeout_s,
-	      char why[CHILD_WHY_MAX]);
+	      const char *const *clear, const struct child_env *env,
+	      size_t nenv, int timeout_s, char why[CHILD_WHY_MAX]);
 
 #endif

@@ -13,53 +13,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "event.h"
 #include "num.h"
 
-static int fail(char *err, const char *what, const char *path)
+/* Renames that found their target taken before giving up. */
+#define CLAIM_RENAME_TRIES 16
+/* A state line: "retry OFF ATTEMPTS " plus an error of CLAIM_ERR_MAX. */
+#define STATE_LINE_MAX (64 + 6 * CLAIM_ERR_MAX)
+
+static int fail(char *err, const char *what, const char *dir, const char *name)
 {
 	int saved = errno;
-	snprintf(err, CLAIM_ERR_MAX, "%s %s: %s", what, path, strerror(saved));
+	snprintf(err, CLAIM_ERR_MAX, "%s %s/%s: %s", what, dir, name,
+		 layout_strerror(saved));
 	errno = saved;
 	return -1;
 }
 
-static int join(char *buf, size_t n, const char *dir, const char *name,
-		const char *suffix)
+static int name2(char *buf, size_t n, const char *a, const char *b)
 {
-	int k = snprintf(buf, n, "%s/%s%s", dir, name, suffix);
+	int k = snprintf(buf, n, "%s%s", a, b);
 	return k > 0 && (size_t)k < n ? 0 : -1;
-}
-
-int claim_parse_name(const char *name, char type[65], char *kind)
-{
-	static const char suffix[] = ".jsonl";
-	size_t n = strlen(name);
-	size_t slen = sizeof suffix - 1;
-	size_t tlen;
-	const char *mark = NULL;
-	/* A type may hold ".jsonl" itself ("a.jsonl"): look from the end. */
-	for (const char *p = strstr(name, CLAIM_MARK); p != NULL;
-	     p = strstr(p + 1, CLAIM_MARK))
-		mark = p;
-	if (n > slen && strcmp(name + n - slen, suffix) == 0) {
-		*kind = 'p';
-		tlen = n - slen;
-	} else if (mark != NULL) {
-		const char *stamp = mark + strlen(CLAIM_MARK);
-		if (stamp[0] == '\0' ||
-		    strspn(stamp, "0123456789-") != strlen(stamp))
-			return -1;
-		*kind = 'w';
-		tlen = (size_t)(mark - name);
-	} else {
-		return -1;
-	}
-	if (!event_type_wellformed(name, tlen))
-		return -1;
-	memcpy(type, name, tlen);
-	type[tlen] = '\0';
-	return 0;
 }
 
 int claim_wait_writers(int fd)
@@ -69,36 +42,60 @@ int claim_wait_writers(int fd)
 	return spool_flock(fd, LOCK_UN);
 }
 
-int claim_take(const char *dir, const char *type, struct claim_work *out,
-	       char err[CLAIM_ERR_MAX])
+/* {type}.jsonl.claim-<16-digit µs>[-N] */
+static void work_name(struct claim_work *w, const char *type, int n)
 {
-	char from[PATH_MAX];
-	char to[PATH_MAX];
 	struct timespec ts;
-	struct stat st;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	unsigned long long us = (unsigned long long)ts.tv_sec * 1000000ULL +
 				(unsigned long long)ts.tv_nsec / 1000ULL;
-	snprintf(out->type, sizeof out->type, "%s", type);
-	snprintf(out->name, sizeof out->name, "%s%s%016llu", type, CLAIM_MARK,
-		 us);
-	if (join(from, sizeof from, dir, type, ".jsonl") != 0 ||
-	    join(to, sizeof to, dir, out->name, "") != 0) {
-		snprintf(err, CLAIM_ERR_MAX, "path too long");
+	if (n == 0)
+		snprintf(w->name, sizeof w->name, "%s%s%016llu", type,
+			 LAYOUT_CLAIM_MARK, us);
+	else
+		snprintf(w->name, sizeof w->name, "%s%s%016llu-%d", type,
+			 LAYOUT_CLAIM_MARK, us, n);
+}
+
+int claim_take(int dirfd, const char *dir, const char *type,
+	       struct claim_work *out, char err[CLAIM_ERR_MAX])
+{
+	char from[LAYOUT_NAME_MAX];
+	struct stat st;
+	if (name2(from, sizeof from, type, LAYOUT_SUFFIX) != 0) {
+		snprintf(err, CLAIM_ERR_MAX, "type name too long");
+		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (stat(from, &st) != 0)
-		return errno == ENOENT ? 0 : fail(err, "stat", from);
+	snprintf(out->type, sizeof out->type, "%s", type);
+	if (fstatat(dirfd, from, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : fail(err, "stat", dir, from);
+	if (!S_ISREG(st.st_mode)) {
+		errno = S_ISLNK(st.st_mode) ? ELOOP : EFTYPE_LAYOUT;
+		return fail(err, "claim", dir, from);
+	}
 	if (st.st_size == 0)
 		return 0;
-	if (rename(from, to) != 0)
-		return errno == ENOENT ? 0 : fail(err, "rename", from);
+	int renamed = 0;
+	for (int i = 0; i < CLAIM_RENAME_TRIES && !renamed; i++) {
+		work_name(out, type, i);
+		/* Never over a work file: that would lose its events. */
+		if (renameat2(dirfd, from, dirfd, out->name,
+			      RENAME_NOREPLACE) == 0)
+			renamed = 1;
+		else if (errno == ENOENT)
+			return 0; /* claimed by another consumer */
+		else if (errno != EEXIST)
+			return fail(err, "rename", dir, from);
+	}
+	if (!renamed)
+		return fail(err, "rename", dir, from);
 	/* Wait out a writer that locked the file before the rename. */
-	int fd = open(to, O_RDONLY | O_CLOEXEC);
+	int fd = layout_open_file(dirfd, out->name, O_RDONLY);
 	if (fd < 0)
-		return fail(err, "open", to);
+		return fail(err, "open", dir, out->name);
 	if (claim_wait_writers(fd) != 0) {
-		fail(err, "flock", to);
+		fail(err, "flock", dir, out->name);
 		close(fd);
 		return -1;
 	}
@@ -110,30 +107,40 @@ static int by_claim_age(const void *a, const void *b)
 {
 	const struct claim_work *x = a;
 	const struct claim_work *y = b;
-	const char *sx = strstr(x->name, CLAIM_MARK);
-	const char *sy = strstr(y->name, CLAIM_MARK);
+	const char *sx = strstr(x->name, LAYOUT_CLAIM_MARK);
+	const char *sy = strstr(y->name, LAYOUT_CLAIM_MARK);
+	size_t lx = strlen(sx);
+	size_t ly = strlen(sy);
+	/* Stamps are fixed-width; a "-N" suffix sorts after its base. */
 	int c = strcmp(sx, sy);
+	if (lx != ly && strncmp(sx, sy, lx < ly ? lx : ly) == 0)
+		c = lx < ly ? -1 : 1;
 	return c != 0 ? c : strcmp(x->name, y->name);
 }
 
-ssize_t claim_list(const char *dir, struct claim_work **out,
+ssize_t claim_list(int dirfd, const char *dir, struct claim_work **out,
 		   char err[CLAIM_ERR_MAX])
 {
-	DIR *d = opendir(dir);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *e;
 	size_t n = 0;
 	size_t cap = 0;
 	struct claim_work *v = NULL;
 	*out = NULL;
-	if (d == NULL)
-		return fail(err, "opendir", dir);
-	errno = 0;
-	while ((e = readdir(d)) != NULL) {
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return fail(err, "read directory", dir, "");
+	}
+	for (;;) {
+		errno = 0;
+		e = readdir(d);
+		if (e == NULL)
+			break;
 		struct claim_work w;
-		char kind;
-		if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof w.name ||
-		    claim_parse_name(e->d_name, w.type, &kind) != 0 ||
-		    kind != 'w')
+		if (strlen(e->d_name) >= sizeof w.name ||
+		    layout_parse(e->d_name, w.type) != LAYOUT_WORK)
 			continue;
 		if (n == cap) {
 			cap = cap != 0 ? cap * 2 : 16;
@@ -142,6 +149,7 @@ ssize_t claim_list(const char *dir, struct claim_work **out,
 				free(v);
 				closedir(d);
 				snprintf(err, CLAIM_ERR_MAX, "out of memory");
+				errno = ENOMEM;
 				return -1;
 			}
 			v = g;
@@ -149,7 +157,13 @@ ssize_t claim_list(const char *dir, struct claim_work **out,
 		snprintf(w.name, sizeof w.name, "%s", e->d_name);
 		v[n++] = w;
 	}
+	int rerr = errno;
 	closedir(d);
+	if (rerr != 0) {
+		free(v);
+		errno = rerr;
+		return fail(err, "read directory", dir, "");
+	}
 	if (n > 1)
 		qsort(v, n, sizeof *v, by_claim_age);
 	*out = v;
@@ -162,6 +176,20 @@ void claim_state_free(struct claim_state *st)
 		free(st->retry[i].last_error);
 	free(st->retry);
 	memset(st, 0, sizeof *st);
+}
+
+ssize_t claim_state_find(const struct claim_state *st, off_t off)
+{
+	size_t lo = 0;
+	size_t hi = st->n_retry;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (st->retry[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < st->n_retry && st->retry[lo].off == off ? (ssize_t)lo : -1;
 }
 
 int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,
@@ -216,7 +244,7 @@ static int field_num(char **p, char stop, unsigned long long max,
 	return 0;
 }
 
-/* Parses "retry OFF ATTEMPTS JSON"; 0 or -1. */
+/* Parses "retry OFF ATTEMPTS JSON" (no '\n'); 0 or -1. */
 static int parse_retry(struct claim_state *st, char *line)
 {
 	unsigned long long off;
@@ -224,37 +252,30 @@ static int parse_retry(struct claim_state *st, char *line)
 	char *p = line + 6;
 	if (strncmp(line, "retry ", 6) != 0 ||
 	    field_num(&p, ' ', LLONG_MAX, &off) != 0 ||
-	    field_num(&p, ' ', 1000000, &att) != 0 || att == 0)
+	    field_num(&p, ' ', CLAIM_ATTEMPTS_MAX, &att) != 0 ||
+	    (off_t)off >= st->offset || claim_state_find(st, (off_t)off) >= 0)
 		return -1;
 	json_t *j = json_loads(p, JSON_DECODE_ANY, NULL);
 	const char *e = json_string_value(j);
-	int rc = e != NULL && (off_t)off < st->offset
-		     ? claim_state_retry(st, (off_t)off, (unsigned)att, e)
-		     : -1;
+	int rc = e != NULL ? claim_state_retry(st, (off_t)off, (unsigned)att, e)
+			   : -1;
 	json_decref(j);
 	return rc;
 }
 
-void claim_state_load(const char *dir, const struct claim_work *w,
-		      struct claim_state *st)
+/* Reads a whole state from f into st; 0, or -1 when damaged. */
+static int parse_state(FILE *f, struct claim_state *st, off_t size)
 {
-	char path[PATH_MAX];
-	char line[4096];
-	memset(st, 0, sizeof *st);
-	if (join(path, sizeof path, dir, w->name, CLAIM_STATE_SUFFIX) != 0)
-		return;
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return;
-	int ok = 0;
-	if (fgets(line, sizeof line, f) != NULL &&
-	    strncmp(line, "offset ", 7) == 0) {
+	char *line = malloc(STATE_LINE_MAX);
+	int ok = line != NULL && fgets(line, STATE_LINE_MAX, f) != NULL &&
+		 strncmp(line, "offset ", 7) == 0;
+	if (ok) {
 		char *p = line + 7;
 		unsigned long long off;
-		ok = field_num(&p, '\n', LLONG_MAX, &off) == 0;
+		ok = field_num(&p, '\n', (unsigned long long)size, &off) == 0;
 		st->offset = ok ? (off_t)off : 0;
 	}
-	while (ok && fgets(line, sizeof line, f) != NULL) {
+	while (ok && fgets(line, STATE_LINE_MAX, f) != NULL) {
 		size_t n = strlen(line);
 		ok = n > 0 && line[n - 1] == '\n';
 		if (ok) {
@@ -262,62 +283,127 @@ void claim_state_load(const char *dir, const struct claim_work *w,
 			ok = parse_retry(st, line) == 0;
 		}
 	}
-	if (!ok || ferror(f)) {
+	free(line);
+	return ok && !ferror(f) ? 0 : -1;
+}
+
+int claim_state_load(int dirfd, const char *dir, const struct claim_work *w,
+		     off_t size, struct claim_state *st,
+		     char err[CLAIM_ERR_MAX])
+{
+	char name[LAYOUT_NAME_MAX];
+	memset(st, 0, sizeof *st);
+	if (name2(name, sizeof name, w->name, LAYOUT_STATE_SUFFIX) != 0)
+		return 0; /* cannot exist */
+	int fd = layout_open_file(dirfd, name, O_RDONLY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : fail(err, "progress", dir, name);
+	FILE *f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return fail(err, "progress", dir, name);
+	}
+	if (parse_state(f, st, size) != 0) {
 		/* Damaged: offer everything again rather than skip anything. */
 		claim_state_free(st);
 	}
 	fclose(f);
+	return 0;
 }
 
-int claim_state_save(const char *dir, const struct claim_work *w,
-		     const struct claim_state *st, int durable,
-		     char err[CLAIM_ERR_MAX])
+/* Writes st to an open file; 0 or -1. */
+static int write_state(FILE *f, const struct claim_state *st)
 {
-	char path[PATH_MAX];
-	char tmp[PATH_MAX];
-	if (join(path, sizeof path, dir, w->name, CLAIM_STATE_SUFFIX) != 0 ||
-	    join(tmp, sizeof tmp, dir, w->name, CLAIM_STATE_SUFFIX ".tmp") !=
-		0) {
-		snprintf(err, CLAIM_ERR_MAX, "path too long");
+	if (fprintf(f, "offset %lld\n", (long long)st->offset) < 0)
 		return -1;
-	}
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL)
-		return fail(err, "create", tmp);
-	int bad = fprintf(f, "offset %lld\n", (long long)st->offset) < 0;
-	for (size_t i = 0; !bad && i < st->n_retry; i++) {
+	for (size_t i = 0; i < st->n_retry; i++) {
 		json_t *js = json_string(st->retry[i].last_error);
 		char *e = js != NULL ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
 		json_decref(js);
-		bad = e == NULL || fprintf(f, "retry %lld %u %s\n",
-					   (long long)st->retry[i].off,
-					   st->retry[i].attempts, e) < 0;
+		int bad = e == NULL || fprintf(f, "retry %lld %u %s\n",
+					       (long long)st->retry[i].off,
+					       st->retry[i].attempts, e) < 0;
 		free(e);
+		if (bad)
+			return -1;
 	}
-	bad = bad || fflush(f) != 0 || (durable && fsync(fileno(f)) != 0);
-	if (fclose(f) != 0)
+	return 0;
+}
+
+/*
+ * Creates the temporary state file.  A regular one left by a run that
+ * died is replaced; anything else there is left alone (an error).
+ */
+static int create_tmp(int dirfd, const char *dir, const char *tmp, char *err)
+{
+	const int flags =
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+	int fd = openat(dirfd, tmp, flags, 0640);
+	if (fd < 0 && errno == EEXIST) {
+		struct stat st;
+		if (fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return fail(err, "stat", dir, tmp);
+		if (!S_ISREG(st.st_mode)) {
+			errno = S_ISLNK(st.st_mode) ? ELOOP : EFTYPE_LAYOUT;
+			return fail(err, "create", dir, tmp);
+		}
+		if (unlinkat(dirfd, tmp, 0) != 0)
+			return fail(err, "remove stale", dir, tmp);
+		fd = openat(dirfd, tmp, flags, 0640);
+	}
+	if (fd < 0)
+		return fail(err, "create", dir, tmp);
+	return fd;
+}
+
+int claim_state_save(int dirfd, const char *dir, const struct claim_work *w,
+		     const struct claim_state *st, int durable,
+		     char err[CLAIM_ERR_MAX])
+{
+	char name[LAYOUT_NAME_MAX];
+	char tmp[LAYOUT_NAME_MAX];
+	if (name2(name, sizeof name, w->name, LAYOUT_STATE_SUFFIX) != 0 ||
+	    name2(tmp, sizeof tmp, name, LAYOUT_TMP_SUFFIX) != 0) {
+		snprintf(err, CLAIM_ERR_MAX, "%s/%s: name too long", dir,
+			 w->name);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = create_tmp(dirfd, dir, tmp, err);
+	if (fd < 0)
+		return -1;
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL) {
+		fail(err, "write", dir, tmp);
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	int bad = write_state(f, st) != 0 || fflush(f) != 0 ||
+		  (durable && fsync(fileno(f)) != 0);
+	int saved = errno;
+	if (fclose(f) != 0 && !bad) {
 		bad = 1;
-	if (bad || rename(tmp, path) != 0) {
-		fail(err, "write", tmp);
-		unlink(tmp);
+		saved = errno;
+	}
+	errno = saved;
+	if (bad || renameat(dirfd, tmp, dirfd, name) != 0) {
+		fail(err, "write", dir, tmp);
+		unlinkat(dirfd, tmp, 0);
 		return -1;
 	}
 	return 0;
 }
 
-int claim_finish(const char *dir, const struct claim_work *w,
+int claim_finish(int dirfd, const char *dir, const struct claim_work *w,
 		 char err[CLAIM_ERR_MAX])
 {
-	char path[PATH_MAX];
-	if (join(path, sizeof path, dir, w->name, "") != 0) {
-		snprintf(err, CLAIM_ERR_MAX, "path too long");
-		return -1;
-	}
-	if (unlink(path) != 0 && errno != ENOENT)
-		return fail(err, "unlink", path);
+	char name[LAYOUT_NAME_MAX];
+	if (unlinkat(dirfd, w->name, 0) != 0 && errno != ENOENT)
+		return fail(err, "remove", dir, w->name);
 	/* The state goes last: without it the file would be offered anew. */
-	if (join(path, sizeof path, dir, w->name, CLAIM_STATE_SUFFIX) == 0 &&
-	    unlink(path) != 0 && errno != ENOENT)
-		return fail(err, "unlink", path);
+	if (name2(name, sizeof name, w->name, LAYOUT_STATE_SUFFIX) == 0 &&
+	    unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+		return fail(err, "remove", dir, name);
 	return 0;
 }

@@ -1,10 +1,18 @@
 /*
- * jsoncheck.h - is a spool line one JSON object?  Without building it.
+ * jsoncheck.h - the one rule for what a valid spool line is: one JSON
+ * object, checked without building it.
  *
- * drain's print and batch modes hand lines over byte for byte and only need
- * to know that a line is valid JSON (else it is quarantined).  Parsing each
- * line into a jansson tree costs most of such a run; this validator reads
- * the bytes once and allocates nothing.
+ * Every consumer path (print, --exec, --batch, dead letters, --retry-
+ * failed, status) decides with jsoncheck_object whether a line is handed
+ * over or quarantined.  Parsing each line into a jansson tree would cost
+ * most of a print run; this validator reads the bytes once and allocates
+ * nothing.  It is never more lenient than jansson (json_loadb with flags
+ * 0): a line it accepts always parses there, so a path that needs a tree
+ * never meets a line the rule let through and jansson refuses.  That
+ * means, beyond RFC 8259: no \u0000, surrogate escapes only as a valid
+ * pair, integers within long long, reals that do not overflow a double
+ * (and at most 256 characters long).  tests/fuzz/fuzz_jsoncheck.c holds
+ * it to that against jansson.
  */
 #ifndef PODIO_JSONCHECK_H
 #define PODIO_JSONCHECK_H
@@ -19,5 +27,19 @@
  * allowed), with valid UTF-8 throughout; else 0.
  */
 int jsoncheck_object(const char *s, size_t n);
+
+/* Where one top-level member of an object lies in the input. */
+struct jsoncheck_span {
+	size_t key; /* offset of the key's opening quote */
+	size_t end; /* offset just past the member's value */
+};
+
+/*
+ * jsoncheck_object, also giving the spans of the object's top-level
+ * members in order: the first max go to spans, *count says how many
+ * there are (possibly more than max).
+ */
+int jsoncheck_members(const char *s, size_t n, struct jsoncheck_span *spans,
+		      size_t max, size_t *count);
 
 #endif

@@ -11,6 +11,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "layout.h"
+
 #define OPEN_FLAGS (O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
 
 /* Formats "what path: strerror"; errno is kept for the caller. */
@@ -176,6 +178,88 @@ int spool_append(const struct spool *sp, const char *type, const char *line,
 		if (sp->sync && spool_flock(fd, LOCK_UN) != 0 && rc == 0)
 			rc = fail(err, "unlock", path);
 		if (rc == 0 && sp->sync && fdatasync(fd) != 0)
+			rc = fail(err, "fdatasync", path);
+		if (close(fd) != 0 && rc == 0)
+			rc = fail(err, "close", path);
+		return rc;
+	}
+	snprintf(err, SPOOL_ERR_MAX, "%s kept being renamed; gave up after %d",
+		 path, SPOOL_REOPEN_MAX);
+	return -1;
+}
+
+/* Opens {type}.jsonl in dirfd for appending, creating it; fd or -1. */
+static int open_at(int dirfd, const char *dir, const char *name, mode_t mode,
+		   int *created, char *err)
+{
+	const int flags = OPEN_FLAGS | O_NONBLOCK;
+	struct stat st;
+	for (int i = 0; i < SPOOL_REOPEN_MAX; i++) {
+		int fd = openat(dirfd, name, flags);
+		*created = fd < 0 && errno == ENOENT;
+		if (*created)
+			fd =
+			    openat(dirfd, name, flags | O_CREAT | O_EXCL, mode);
+		if (fd < 0 && *created && errno == EEXIST)
+			continue; /* another writer created it first */
+		int e = 0;
+		if (fd < 0)
+			e = errno;
+		else if (fstat(fd, &st) != 0)
+			e = errno;
+		else if (!S_ISREG(st.st_mode))
+			e = EFTYPE_LAYOUT;
+		else if (*created && fchmod(fd, mode) != 0)
+			e = errno;
+		if (e == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, SPOOL_ERR_MAX, "open %s/%s: %s", dir, name,
+			 layout_strerror(e));
+		errno = e;
+		return -1;
+	}
+	snprintf(err, SPOOL_ERR_MAX, "create %s/%s: gave up after %d races",
+		 dir, name, SPOOL_REOPEN_MAX);
+	return -1;
+}
+
+int spool_append_at(int dirfd, const char *dir, const char *type,
+		    const char *line, size_t len, int sync, mode_t mode,
+		    char err[SPOOL_ERR_MAX])
+{
+	char name[LAYOUT_NAME_MAX];
+	char path[PATH_MAX];
+	int n = snprintf(name, sizeof name, "%s%s", type, LAYOUT_SUFFIX);
+	if (n < 0 || (size_t)n >= sizeof name) {
+		snprintf(err, SPOOL_ERR_MAX, "%s: type name too long", dir);
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	for (int attempt = 0; attempt < SPOOL_REOPEN_MAX; attempt++) {
+		struct stat st;
+		struct stat ps;
+		int created;
+		int fd = open_at(dirfd, dir, name, mode, &created, err);
+		if (fd < 0)
+			return -1;
+		int rc = spool_flock(fd, LOCK_EX) == 0
+			     ? 0
+			     : fail(err, "flock", path);
+		if (rc == 0 && fstat(fd, &st) != 0)
+			rc = fail(err, "fstat", path);
+		if (rc == 0 &&
+		    (fstatat(dirfd, name, &ps, AT_SYMLINK_NOFOLLOW) != 0 ||
+		     ps.st_dev != st.st_dev || ps.st_ino != st.st_ino)) {
+			close(fd); /* claimed meanwhile: start over */
+			continue;
+		}
+		if (rc == 0 && sync && created && fsync(dirfd) != 0)
+			rc = fail(err, "fsync directory", dir);
+		if (rc == 0)
+			rc = write_record(fd, &st, path, line, len, err);
+		if (rc == 0 && sync && fdatasync(fd) != 0)
 			rc = fail(err, "fdatasync", path);
 		if (close(fd) != 0 && rc == 0)
 			rc = fail(err, "close", path);

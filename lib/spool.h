@@ -44,6 +44,17 @@ struct spool {
 int spool_append(const struct spool *sp, const char *type, const char *line,
 		 size_t len, char err[SPOOL_ERR_MAX]);
 
+/*
+ * The same protocol for consumers' own spool-like files (failed/, bad/, a
+ * dead letter put back by --retry-failed): {type}.jsonl in the directory
+ * dirfd (dir is its path, for messages), never through a symbolic link
+ * and only into a regular file (layout.h).  sync: fdatasync before
+ * returning, and fsync the directory when the file was created.
+ */
+int spool_append_at(int dirfd, const char *dir, const char *type,
+		    const char *line, size_t len, int sync, mode_t mode,
+		    char err[SPOOL_ERR_MAX]);
+
 /* flock(2), taken again when a signal interrupts it.  0, or -1 and errno. */
 int spool_flock(int fd, int op);
 

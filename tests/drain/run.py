@@ -420,11 +420,16 @@ def case_exec_env_and_stdin(h):
         eq(env.get('PODIO_EVENT_ID'), ev['id'], 'PODIO_EVENT_ID')
         eq(env.get('PODIO_EVENT_TYPE'), ev['type'], 'PODIO_EVENT_TYPE')
         for k, v in ev['params'].items():
-            eq(env.get('PODIO_' + k.upper()), v, 'PODIO_%s' % k.upper())
-    eq(by_line[a].get('PODIO_ITEM_REVISION_ID'), '5', 'PODIO_ITEM_REVISION_ID')
-    eq(by_line[b].get('PODIO_APP_REF'), '7', 'query param in env')
-    eq(by_line[c].get('PODIO_COMMENT_ID'), '55', 'PODIO_COMMENT_ID')
-    check('PODIO_COMMENT_ID' not in by_line[a], 'env leaks between events')
+            eq(env.get('PODIO_PARAM_' + k.upper()), v,
+               'PODIO_PARAM_%s' % k.upper())
+        check('PODIO_PARAMS_OMITTED' not in env, 'nothing omitted')
+    eq(by_line[a].get('PODIO_PARAM_ITEM_REVISION_ID'), '5',
+       'PODIO_PARAM_ITEM_REVISION_ID')
+    eq(by_line[b].get('PODIO_PARAM_APP_REF'), '7', 'query param in env')
+    eq(by_line[c].get('PODIO_PARAM_COMMENT_ID'), '55',
+       'PODIO_PARAM_COMMENT_ID')
+    check('PODIO_PARAM_COMMENT_ID' not in by_line[a],
+          'env leaks between events')
     sp.expect_empty()
 
 
@@ -499,7 +504,8 @@ def case_exec_failure_retry_dead_letter(h):
        % r.stderr[-300:])
     got = read_calls(calls)[6:]
     eq([x[0] for x in got], [b], '--retry-failed handed over')
-    eq(got[0][1].get('PODIO_NOTE'), bj['params']['note'], 'PODIO_NOTE')
+    eq(got[0][1].get('PODIO_PARAM_NOTE'), bj['params']['note'],
+       'PODIO_PARAM_NOTE')
     sp.expect_empty()
     sp.counts('item.create', want_exit=0)
 
@@ -509,7 +515,7 @@ def case_exec_dead_letter_at_once(h):
     sp = Spool(h, 'fail-once')
     a = sp.post([('type', 'task.create'), ('task_id', '1')])
     b = sp.post([('type', 'task.create'), ('task_id', '2')])
-    r = sp.drain('--exec', 'test "$PODIO_TASK_ID" != 1', '--max-attempts', '1')
+    r = sp.drain('--exec', 'test "$PODIO_PARAM_TASK_ID" != 1', '--max-attempts', '1')
     eq(r.returncode, 1, 'exit status')
     eq(sp.leftovers(), ['failed/task.create.jsonl'], 'files')
     dj = json.loads(sp.read('failed', 'task.create.jsonl'))
@@ -1219,7 +1225,7 @@ CASES = [
     ('--type GLOB', case_type_glob),
     ('any well-formed type is drained and reported', case_any_wellformed_type),
     ('usage errors exit 2', case_usage),
-    ('--exec: stdin byte for byte and PODIO_* environment',
+    ('--exec: stdin byte for byte and PODIO_PARAM_* environment',
      case_exec_env_and_stdin),
     ('--exec: failing event retried, dead-lettered, --retry-failed',
      case_exec_failure_retry_dead_letter),

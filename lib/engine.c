@@ -1,0 +1,1090 @@
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "form.h"
+#include "jsoncheck.h"
+#include "jsonline.h"
+#include "log.h"
+
+/* --retry-failed saves its progress every this many dead letters. */
+#define REQUEUE_SAVE_EVERY 64
+/* The keys a dead letter carries beyond the spooled line. */
+#define KEY_ATTEMPTS   "attempts"
+#define KEY_LAST_ERROR "last_error"
+#define KEY_COALESCED  "coalesced"
+
+/* A work file being drained. */
+struct wfile {
+	struct claim_work w;
+	const char *map; /* its bytes; NULL when empty */
+	size_t size;
+	struct claim_state st;
+	int usable; /* opened, mapped, progress loaded */
+	int dirty;  /* st changed since it was saved */
+	int broken; /* a write failed: nothing more from it in this pass */
+};
+
+/* One event to offer, in spool order. */
+struct item {
+	struct wfile *f;
+	off_t off;
+	size_t len; /* with its '\n' when it has one */
+	unsigned attempts;
+	int retry;	/* it has an entry in f->st */
+	int terminated; /* ends in '\n' */
+	int valid;	/* terminated and one JSON object */
+	size_t rep;	/* the item whose verdict settles this one */
+	size_t first;	/* as a representative: its first member */
+};
+
+/* What happens to an item once a verdict is known. */
+enum fate { FATE_DONE, FATE_FAILED, FATE_HOLD };
+
+int engine_selected(const struct engine_options *o, const char *type)
+{
+	if (o->n_types == 0)
+		return 1;
+	for (size_t i = 0; i < o->n_types; i++) {
+		if (fnmatch(o->types[i], type, 0) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int limited(const struct engine *e)
+{
+	return e->opt.limit != ENGINE_NO_LIMIT &&
+	       e->stats.offered >= e->opt.limit;
+}
+
+int engine_done(const struct engine *e)
+{
+	return limited(e) || e->stats.stopped || e->stats.broken ||
+	       (e->opt.stop != NULL && *e->opt.stop != 0);
+}
+
+static void problem(struct engine *e, const char *what)
+{
+	log_error("%s", what);
+	e->stats.problems++;
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* failed/ or bad/: created like the spool directory itself. */
+static int open_sub(struct engine *e, const char *name, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s", e->dir, name);
+	int fd = layout_open_dir(e->dirfd, name, 1, e->dir_mode & 0777);
+	if (fd < 0) {
+		log_error("%s: %s", path, layout_strerror(errno));
+		e->stats.problems++;
+		return -1;
+	}
+	struct stat st;
+	/* mkdirat applied the umask; the spool's own mode is what is meant. */
+	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+	    (st.st_mode & 07777) != (e->dir_mode & 07777))
+		fchmod(fd, e->dir_mode & 07777);
+	return fd;
+}
+
+int engine_open(struct engine *e, const char *dir,
+		const struct engine_options *o, const struct engine_handler *h)
+{
+	struct stat st;
+	memset(e, 0, sizeof *e);
+	e->dir = dir;
+	e->opt = *o;
+	e->h = *h;
+	if (e->h.commit_every == 0)
+		e->h.commit_every = 1;
+	e->lockfd = e->failedfd = e->badfd = -1;
+	e->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e->dirfd < 0 || fstat(e->dirfd, &st) != 0) {
+		log_error("spool directory %s: %s", dir, strerror(errno));
+		engine_close(e);
+		return -1;
+	}
+	e->dir_mode = st.st_mode;
+	/*
+	 * Not O_CLOEXEC: handlers inherit the descriptor, so the lock lasts
+	 * as long as any handler we started, even one orphaned by a drain
+	 * killed mid-event; the next drain cannot run that event meanwhile.
+	 */
+	e->lockfd = openat(e->dirfd, LAYOUT_DRAIN_LOCK,
+			   O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+	if (e->lockfd < 0 || fstat(e->lockfd, &st) != 0 ||
+	    !S_ISREG(st.st_mode)) {
+		int err = e->lockfd < 0 ? errno : EFTYPE_LAYOUT;
+		log_error("%s/%s: %s", dir, LAYOUT_DRAIN_LOCK,
+			  layout_strerror(err));
+		engine_close(e);
+		return -1;
+	}
+	if (spool_flock(e->lockfd, LOCK_EX | (o->wait ? 0 : LOCK_NB)) != 0) {
+		int busy = errno == EWOULDBLOCK;
+		if (!busy)
+			log_error("%s/%s: flock: %s", dir, LAYOUT_DRAIN_LOCK,
+				  strerror(errno));
+		engine_close(e);
+		return busy ? 0 : -1;
+	}
+	e->failedfd = open_sub(e, LAYOUT_FAILED_DIR, e->failed_path,
+			       sizeof e->failed_path);
+	e->badfd = open_sub(e, LAYOUT_BAD_DIR, e->bad_path, sizeof e->bad_path);
+	return 1;
+}
+
+void engine_close(struct engine *e)
+{
+	int *fds[] = {&e->badfd, &e->failedfd, &e->lockfd, &e->dirfd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* ---- work files ------------------------------------------------------- */
+
+/* Opens, waits out writers, maps and loads progress; 0 or -1 (reported). */
+static int open_work(struct engine *e, int dirfd, const char *dir,
+		     struct wfile *f)
+{
+	char err[CLAIM_ERR_MAX];
+	char msg[CLAIM_ERR_MAX + 64];
+	struct stat st;
+	int fd = layout_open_file(dirfd, f->w.name, O_RDONLY);
+	/*
+	 * A drain that died between claiming and waiting out the writers
+	 * left this file: wait for them here, every time, before reading.
+	 */
+	if (fd < 0 || claim_wait_writers(fd) != 0 || fstat(fd, &st) != 0) {
+		snprintf(msg, sizeof msg, "work file %s/%s: %s", dir, f->w.name,
+			 layout_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		problem(e, msg);
+		return -1;
+	}
+	f->size = (size_t)st.st_size;
+	f->map = NULL;
+	if (f->size > 0) {
+		void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			snprintf(msg, sizeof msg, "work file %s/%s: mmap: %s",
+				 dir, f->w.name, strerror(errno));
+			close(fd);
+			problem(e, msg);
+			return -1;
+		}
+		f->map = m;
+	}
+	close(fd);
+	if (claim_state_load(dirfd, dir, &f->w, (off_t)f->size, &f->st, err) !=
+	    0) {
+		problem(e, err);
+		if (f->map != NULL)
+			munmap((void *)f->map, f->size);
+		f->map = NULL;
+		return -1;
+	}
+	f->usable = 1;
+	return 0;
+}
+
+static void close_work(struct wfile *f)
+{
+	if (f->map != NULL)
+		munmap((void *)f->map, f->size);
+	f->map = NULL;
+	claim_state_free(&f->st);
+	f->usable = 0;
+}
+
+/* The item starting at off in f. */
+static struct item item_at(struct wfile *f, off_t off)
+{
+	struct item it;
+	memset(&it, 0, sizeof it);
+	it.f = f;
+	it.off = off;
+	const char *p = f->map + off;
+	const char *nl = memchr(p, '\n', f->size - (size_t)off);
+	it.terminated = nl != NULL;
+	it.len = nl != NULL ? (size_t)(nl - p) + 1 : f->size - (size_t)off;
+	it.valid = it.terminated && jsoncheck_object(p, it.len - 1);
+	return it;
+}
+
+static const char *item_line(const struct item *it)
+{
+	return it->f->map + it->off;
+}
+
+/* ---- settling --------------------------------------------------------- */
+
+static void settle_done(struct item *it)
+{
+	struct wfile *f = it->f;
+	if (it->retry) {
+		ssize_t i = claim_state_find(&f->st, it->off);
+		if (i >= 0)
+			claim_state_drop(&f->st, (size_t)i);
+	} else {
+		f->st.offset = it->off + (off_t)it->len;
+	}
+	f->dirty = 1;
+}
+
+/* Keeps it to be offered again with attempts; 0 or -1 (memory). */
+static int settle_retry(struct item *it, unsigned attempts, const char *why)
+{
+	struct wfile *f = it->f;
+	if (claim_state_retry(&f->st, it->off, attempts, why) != 0)
+		return -1;
+	if (!it->retry) {
+		f->st.offset = it->off + (off_t)it->len;
+		it->retry = 1;
+	}
+	f->dirty = 1;
+	return 0;
+}
+
+/* Copies the line to bad/; 0, or -1 (reported; the line stays). */
+static int quarantine(struct engine *e, struct item *it)
+{
+	char err[SPOOL_ERR_MAX];
+	const struct wfile *f = it->f;
+	size_t n = it->len + (it->terminated ? 0 : 1);
+	char *copy = e->badfd >= 0 ? malloc(n) : NULL;
+	int rc = -1;
+	if (copy != NULL) {
+		memcpy(copy, item_line(it), it->len);
+		copy[n - 1] = '\n';
+		rc = spool_append_at(e->badfd, e->bad_path, f->w.type, copy, n,
+				     1, e->opt.file_mode, err);
+		free(copy);
+	} else {
+		snprintf(err, sizeof err, "%s",
+			 e->badfd < 0 ? "bad/ is not usable" : "out of memory");
+	}
+	if (rc != 0) {
+		log_error("cannot quarantine a line of %s (kept): %s",
+			  f->w.name, err);
+		e->stats.problems++;
+		return -1;
+	}
+	log_warn("quarantined line type=%s file=%s offset=%lld reason=\"%s\"",
+		 f->w.type, f->w.name, (long long)it->off,
+		 it->terminated ? "not one JSON object"
+				: "no terminating newline");
+	e->stats.quarantined++;
+	return 0;
+}
+
+/* The dead letter of it: its line with attempts and last_error last. */
+static char *dead_line(const struct item *it, unsigned attempts,
+		       const char *why, size_t *n)
+{
+	static const char *const keys[] = {KEY_ATTEMPTS, KEY_LAST_ERROR};
+	char members[ENGINE_WHY_MAX * 6 + 64];
+	char clean[ENGINE_WHY_MAX];
+	size_t used;
+	snprintf(clean, sizeof clean, "%s", why);
+	utf8_scrub(clean);
+	used = (size_t)snprintf(
+	    members, sizeof members,
+	    "\"" KEY_ATTEMPTS "\":%u,\"" KEY_LAST_ERROR "\":", attempts);
+	if (jsonline_quote(members, sizeof members, &used, clean) != 0)
+		return NULL;
+	size_t blen;
+	char *bare = jsonline_drop(item_line(it), it->len, keys, 2, &blen);
+	if (bare == NULL)
+		return NULL;
+	char *out = jsonline_append(bare, blen, members, used, n);
+	free(bare);
+	return out;
+}
+
+/* Moves it to failed/; 0, or -1 (reported: it stays to be retried). */
+static int dead_letter(struct engine *e, struct item *it, unsigned attempts,
+		       const char *why)
+{
+	char err[SPOOL_ERR_MAX];
+	size_t n = 0;
+	char *line = e->failedfd >= 0 ? dead_line(it, attempts, why, &n) : NULL;
+	int rc = -1;
+	if (line != NULL)
+		rc = spool_append_at(e->failedfd, e->failed_path, it->f->w.type,
+				     line, n, 1, e->opt.file_mode, err);
+	else
+		snprintf(err, sizeof err, "%s",
+			 e->failedfd < 0 ? "failed/ is not usable"
+					 : "out of memory");
+	free(line);
+	if (rc != 0) {
+		log_error("cannot move an event of %s to failed/ (kept): %s",
+			  it->f->w.name, err);
+		e->stats.problems++;
+		return -1;
+	}
+	log_warn("event failed for good type=%s file=%s offset=%lld "
+		 "attempts=%u",
+		 it->f->w.type, it->f->w.name, (long long)it->off, attempts);
+	e->stats.dead++;
+	settle_done(it);
+	return 0;
+}
+
+/* A failed attempt: retry later, or dead letter.  0, or -1 (memory). */
+static int settle_failed(struct engine *e, struct item *it, const char *why)
+{
+	unsigned attempts = it->attempts < CLAIM_ATTEMPTS_MAX
+				? it->attempts + 1
+				: CLAIM_ATTEMPTS_MAX;
+	if (attempts >= e->opt.max_attempts) {
+		if (dead_letter(e, it, attempts, why) == 0)
+			return 0;
+		it->f->broken = 1; /* kept; offered again next pass */
+	} else {
+		e->stats.retried++;
+	}
+	return settle_retry(it, attempts, why);
+}
+
+/* Applies a fate to an item; 0, or -1 when the pass must stop. */
+static int settle(struct engine *e, struct item *it, enum fate fate,
+		  const char *why)
+{
+	switch (fate) {
+	case FATE_DONE:
+		settle_done(it);
+		return 0;
+	case FATE_FAILED:
+		return settle_failed(e, it, why);
+	case FATE_HOLD:
+		return it->retry ? 0 : settle_retry(it, it->attempts, "");
+	}
+	return -1;
+}
+
+/* ---- commits ------------------------------------------------------------ */
+
+/* Saves the progress of f when it changed; a failure stops f. */
+static void save(struct engine *e, int dirfd, const char *dir, struct wfile *f)
+{
+	char err[CLAIM_ERR_MAX];
+	if (!f->usable || !f->dirty)
+		return;
+	if (claim_state_save(dirfd, dir, &f->w, &f->st, 0, err) != 0) {
+		problem(e, err);
+		f->broken = 1;
+	}
+	f->dirty = 0;
+}
+
+/*
+ * Makes the handler's work final, then saves progress.  0, or -1 when
+ * the handler could not (the pass stops; no progress is saved).
+ */
+static int commit(struct engine *e, struct wfile *fs, size_t n)
+{
+	e->since_commit = 0;
+	if (e->h.commit != NULL && e->h.commit(e->h.ctx) != 0) {
+		e->stats.broken = 1;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		save(e, e->dirfd, e->dir, &fs[i]);
+	return 0;
+}
+
+/* ---- coalescing --------------------------------------------------------- */
+
+/* The params field that names the object of a *.update event. */
+static const char *const update_ids[][2] = {
+    {"item.update", "item_id"},	    {"task.update", "task_id"},
+    {"app.update", "app_id"},	    {"form.update", "form_id"},
+    {"status.update", "status_id"},
+};
+
+/*
+ * What makes two events of one type the same for coalescing: the object
+ * of an update, else the whole params.  NULL when it has neither (then it
+ * stands alone) or on error.
+ */
+static char *coalesce_key(const struct item *it)
+{
+	const char *type = it->f->w.type;
+	json_t *j = json_loadb(item_line(it), it->len - 1, 0, NULL);
+	json_t *params = json_object_get(j, "params");
+	char *key = NULL;
+	for (size_t i = 0; i < sizeof update_ids / sizeof update_ids[0]; i++) {
+		const char *id = json_string_value(
+		    json_object_get(params, update_ids[i][1]));
+		if (strcmp(type, update_ids[i][0]) == 0 && id != NULL &&
+		    id[0] != '\0') {
+			size_t n = strlen(id) + 3;
+			key = malloc(n);
+			if (key != NULL)
+				snprintf(key, n, "o:%s", id);
+			break;
+		}
+	}
+	if (key == NULL && json_is_object(params)) {
+		char *p = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+		size_t n = p != NULL ? strlen(p) + 3 : 0;
+		key = p != NULL ? malloc(n) : NULL;
+		if (key != NULL)
+			snprintf(key, n, "p:%s", p);
+		free(p);
+	}
+	json_decref(j);
+	return key;
+}
+
+struct keyed {
+	char *key;
+	size_t i;
+};
+
+static int by_key(const void *a, const void *b)
+{
+	const struct keyed *x = a;
+	const struct keyed *y = b;
+	int c = strcmp(x->key, y->key);
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * Groups the items: every member of a group settles with its latest
+ * event, its representative (rep), handed over at its own place.  0, or
+ * -1 when out of memory.
+ */
+static int engine_plan(struct item *its, size_t n)
+{
+	struct keyed *k = calloc(n > 0 ? n : 1, sizeof *k);
+	size_t nk = 0;
+	int rc = k != NULL ? 0 : -1;
+	for (size_t i = 0; i < n; i++) {
+		its[i].rep = its[i].first = i;
+		if (rc != 0 || !its[i].valid)
+			continue;
+		k[nk].key = coalesce_key(&its[i]);
+		k[nk].i = i;
+		if (k[nk].key != NULL)
+			nk++;
+	}
+	if (rc == 0)
+		qsort(k, nk, sizeof *k, by_key);
+	for (size_t a = 0; rc == 0 && a < nk;) {
+		size_t b = a + 1;
+		while (b < nk && strcmp(k[a].key, k[b].key) == 0)
+			b++;
+		size_t rep = k[b - 1].i;
+		its[rep].first = k[a].i;
+		for (size_t m = a; m < b; m++)
+			its[k[m].i].rep = rep;
+		a = b;
+	}
+	for (size_t i = 0; i < nk; i++)
+		free(k[i].key);
+	free(k);
+	return rc;
+}
+
+/* ,"coalesced":["id",...] for the members of rep, or NULL. */
+static char *coalesced_members(const struct item *its, size_t rep, size_t *len)
+{
+	size_t cap = 64;
+	size_t used = 0;
+	char *buf = malloc(cap);
+	if (buf == NULL)
+		return NULL;
+	used = (size_t)snprintf(buf, cap, "\"" KEY_COALESCED "\":[");
+	for (size_t m = its[rep].first; m < rep; m++) {
+		if (its[m].rep != rep)
+			continue;
+		json_t *j =
+		    json_loadb(item_line(&its[m]), its[m].len - 1, 0, NULL);
+		const char *id = json_string_value(json_object_get(j, "id"));
+		size_t need = (id != NULL ? strlen(id) * 6 : 4) + 8;
+		if (cap - used < need) {
+			cap = (cap + need) * 2;
+			char *g = realloc(buf, cap);
+			if (g == NULL) {
+				json_decref(j);
+				free(buf);
+				return NULL;
+			}
+			buf = g;
+		}
+		if (used > sizeof KEY_COALESCED + 3)
+			buf[used++] = ',';
+		if (id != NULL)
+			jsonline_quote(buf, cap, &used, id);
+		else
+			used +=
+			    (size_t)snprintf(buf + used, cap - used, "null");
+		json_decref(j);
+	}
+	buf[used++] = ']';
+	*len = used;
+	return buf;
+}
+
+/* Settles the members of rep with fate (their representative's). */
+static int settle_members(struct engine *e, struct item *its, size_t rep,
+			  enum fate fate, const char *why)
+{
+	int rc = 0;
+	for (size_t m = its[rep].first; rc == 0 && m < rep; m++) {
+		if (its[m].rep != rep)
+			continue;
+		e->stats.coalesced++;
+		rc = settle(e, &its[m], fate, why);
+	}
+	return rc;
+}
+
+/* ---- handing over ------------------------------------------------------- */
+
+/*
+ * The bytes to hand over for its[i] into ev (with "coalesced" when it
+ * represents others, then what prepare adds), *owned to be freed.
+ */
+static enum engine_verdict make_event(struct engine *e, struct item *its,
+				      size_t i, struct engine_event *ev,
+				      char **owned, char *why)
+{
+	struct item *it = &its[i];
+	memset(ev, 0, sizeof *ev);
+	ev->type = it->f->w.type;
+	ev->line = ev->out = item_line(it);
+	ev->len = ev->out_len = it->len;
+	ev->attempts = it->attempts;
+	*owned = NULL;
+	if (its != NULL && it->first < i) {
+		size_t mlen;
+		char *members = coalesced_members(its, i, &mlen);
+		*owned = members != NULL
+			     ? jsonline_append(ev->line, ev->len, members, mlen,
+					       &ev->out_len)
+			     : NULL;
+		free(members);
+		if (*owned == NULL) {
+			snprintf(why, ENGINE_WHY_MAX, "out of memory");
+			e->stats.broken = 1;
+			return ENGINE_STOP;
+		}
+		ev->out = *owned;
+	}
+	if (e->h.prepare == NULL)
+		return ENGINE_HANDLED;
+	char *out = NULL;
+	size_t out_len = 0;
+	enum engine_verdict v = e->h.prepare(e->h.ctx, ev, &out, &out_len, why);
+	if (out != NULL) {
+		free(*owned);
+		*owned = out;
+		ev->out = out;
+		ev->out_len = out_len;
+	}
+	return v;
+}
+
+static enum fate fate_of(enum engine_verdict v)
+{
+	return v == ENGINE_HANDLED ? FATE_DONE : FATE_FAILED;
+}
+
+/*
+ * Offers its[i] (one mode).  its may be a one-item array of a plain
+ * pass.  0 to go on, -1 to stop the pass.
+ */
+static int offer_one(struct engine *e, struct item *its, size_t i)
+{
+	char why[ENGINE_WHY_MAX] = "";
+	struct item *it = &its[i];
+	struct engine_event ev;
+	char *owned;
+	if (it->rep != i)
+		return settle(e, it, FATE_HOLD, "");
+	e->stats.offered++;
+	if (!it->valid) {
+		if (quarantine(e, it) != 0)
+			it->f->broken = 1;
+		else
+			settle_done(it);
+		return 0;
+	}
+	enum engine_verdict v = make_event(e, its, i, &ev, &owned, why);
+	if (v == ENGINE_HANDLED)
+		v = e->h.one(e->h.ctx, &ev, why);
+	free(owned);
+	if (v == ENGINE_STOP) {
+		e->stats.offered--;
+		e->stats.stopped = !e->stats.broken;
+		return -1;
+	}
+	if (v == ENGINE_HANDLED)
+		e->stats.handled++;
+	else
+		log_info("handler failed type=%s file=%s offset=%lld "
+			 "attempt=%u reason=\"%s\"",
+			 it->f->w.type, it->f->w.name, (long long)it->off,
+			 it->attempts + 1, why);
+	if (settle_members(e, its, i, fate_of(v), why) != 0 ||
+	    settle(e, it, fate_of(v), why) != 0) {
+		e->stats.broken = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static int room(struct engine *e, size_t pending)
+{
+	return e->opt.limit == ENGINE_NO_LIMIT ||
+	       e->stats.offered + pending < e->opt.limit;
+}
+
+static int push(struct item **its, size_t *n, size_t *cap, struct item it)
+{
+	if (*n == *cap) {
+		*cap = *cap != 0 ? *cap * 2 : 256;
+		struct item *g = realloc(*its, *cap * sizeof *g);
+		if (g == NULL)
+			return -1;
+		*its = g;
+	}
+	it.rep = it.first = *n;
+	(*its)[(*n)++] = it;
+	return 0;
+}
+
+/*
+ * Appends the items of f to *its (*n of *cap): the events that failed
+ * before, then the rest, within the limit.  0, or -1 (memory).
+ */
+static int collect(struct engine *e, struct wfile *f, struct item **its,
+		   size_t *n, size_t *cap)
+{
+	for (size_t r = 0; r < f->st.n_retry && room(e, *n); r++) {
+		struct item it = item_at(f, f->st.retry[r].off);
+		it.attempts = f->st.retry[r].attempts;
+		it.retry = 1;
+		if (push(its, n, cap, it) != 0)
+			return -1;
+	}
+	for (off_t next = f->st.offset;
+	     (size_t)next < f->size && room(e, *n);) {
+		struct item it = item_at(f, next);
+		next += (off_t)it.len;
+		if (push(its, n, cap, it) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One mode, no coalescing: event by event, streaming.  0 or -1 (stop). */
+static int one_file(struct engine *e, struct wfile *f)
+{
+	size_t nr = f->st.n_retry;
+	off_t *offs = malloc((nr > 0 ? nr : 1) * sizeof *offs);
+	if (offs == NULL) {
+		e->stats.broken = 1;
+		return -1;
+	}
+	/* The retry list changes as events settle: walk a copy. */
+	for (size_t r = 0; r < nr; r++)
+		offs[r] = f->st.retry[r].off;
+	int rc = 0;
+	for (size_t r = 0; rc == 0 && r < nr && !f->broken; r++) {
+		ssize_t k = claim_state_find(&f->st, offs[r]);
+		if (engine_done(e) || k < 0)
+			continue;
+		struct item it = item_at(f, offs[r]);
+		it.attempts = f->st.retry[k].attempts;
+		it.retry = 1;
+		rc = offer_one(e, &it, 0);
+		if (rc == 0 && ++e->since_commit >= e->h.commit_every)
+			rc = commit(e, f, 1);
+	}
+	free(offs);
+	while (rc == 0 && !f->broken && !engine_done(e) &&
+	       (size_t)f->st.offset < f->size) {
+		struct item it = item_at(f, f->st.offset);
+		rc = offer_one(e, &it, 0);
+		if (rc == 0 && ++e->since_commit >= e->h.commit_every)
+			rc = commit(e, f, 1);
+	}
+	return rc;
+}
+
+/* Per-item scratch of a batch. */
+struct slot {
+	enum fate fate;
+	int offered; /* a representative that reached the handler */
+	char why[ENGINE_WHY_MAX];
+};
+
+/*
+ * Batch mode: all[from..to) are the items of one work file, handed over
+ * at once.  0 or -1 (stop).
+ */
+static int batch_file(struct engine *e, struct item *all, size_t from,
+		      size_t to)
+{
+	char why[ENGINE_WHY_MAX] = "";
+	size_t cap = to - from + 1;
+	struct engine_event *evs = calloc(cap, sizeof *evs);
+	char **owned = calloc(cap, sizeof *owned);
+	struct slot *sl = calloc(cap, sizeof *sl);
+	size_t nev = 0;
+	size_t i = from;
+	if (evs == NULL || owned == NULL || sl == NULL) {
+		free(evs);
+		free(owned);
+		free(sl);
+		e->stats.broken = 1;
+		return -1;
+	}
+	for (; i < to && !engine_done(e); i++) {
+		struct item *it = &all[i];
+		struct slot *s = &sl[i - from];
+		s->fate = FATE_HOLD;
+		if (it->rep != i)
+			continue;
+		e->stats.offered++;
+		if (!it->valid) {
+			if (quarantine(e, it) != 0)
+				break;
+			s->fate = FATE_DONE;
+			continue;
+		}
+		enum engine_verdict v =
+		    make_event(e, all, i, &evs[nev], &owned[nev], s->why);
+		if (v == ENGINE_STOP) {
+			e->stats.offered--;
+			e->stats.stopped = !e->stats.broken;
+			free(owned[nev]);
+			owned[nev] = NULL;
+			break;
+		}
+		if (v == ENGINE_FAILED) {
+			s->fate = FATE_FAILED;
+			free(owned[nev]);
+			owned[nev] = NULL;
+			continue;
+		}
+		s->offered = 1;
+		nev++;
+	}
+	size_t end = i; /* items from end on were not offered: they wait */
+	if (end < to && !e->stats.stopped && !engine_done(e))
+		all[from].f->broken = 1; /* a quarantine failed */
+	enum engine_verdict v = ENGINE_HANDLED;
+	if (nev > 0)
+		v = e->h.batch(e->h.ctx, all[from].f->w.type, evs, nev, why);
+	for (size_t k = 0; k < nev; k++)
+		free(owned[k]);
+	free(evs);
+	free(owned);
+	int rc = 0;
+	if (v == ENGINE_STOP) {
+		e->stats.offered -= nev;
+		e->stats.stopped = !e->stats.broken;
+		free(sl);
+		return -1;
+	}
+	if (nev > 0 && v == ENGINE_FAILED)
+		log_info("batch handler failed type=%s file=%s events=%zu "
+			 "reason=\"%s\"",
+			 all[from].f->w.type, all[from].f->w.name, nev, why);
+	if (v == ENGINE_HANDLED)
+		e->stats.handled += nev;
+	/* Settle in file order, so that the offset only moves forward. */
+	for (size_t k = from; rc == 0 && k < end; k++) {
+		struct slot *s = &sl[k - from];
+		if (s->offered) {
+			s->fate = fate_of(v);
+			snprintf(s->why, sizeof s->why, "%s", why);
+		}
+		if (all[k].rep == k)
+			rc = settle_members(e, all, k, s->fate, s->why);
+		if (rc == 0)
+			rc = settle(e, &all[k], s->fate, s->why);
+	}
+	free(sl);
+	if (rc != 0)
+		e->stats.broken = 1;
+	return rc;
+}
+
+/* ---- a type's work files ---------------------------------------------- */
+
+/* Removes f when everything in it is settled, else saves its progress. */
+static void finalize(struct engine *e, int dirfd, const char *dir,
+		     struct wfile *f)
+{
+	char err[CLAIM_ERR_MAX];
+	if (!f->usable)
+		return;
+	if (!e->stats.broken) {
+		if ((size_t)f->st.offset >= f->size && f->st.n_retry == 0 &&
+		    !f->broken) {
+			if (claim_finish(dirfd, dir, &f->w, err) != 0)
+				problem(e, err);
+		} else {
+			save(e, dirfd, dir, f);
+		}
+	}
+	close_work(f);
+}
+
+/* Plans and offers a type's items: coalescing, or batch mode. */
+static int offer_planned(struct engine *e, struct wfile *fs, size_t nf)
+{
+	struct item *its = NULL;
+	size_t n = 0;
+	size_t cap = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < nf; i++) {
+		if (fs[i].usable)
+			rc = collect(e, &fs[i], &its, &n, &cap);
+	}
+	if (rc == 0 && e->opt.coalesce)
+		rc = engine_plan(its, n);
+	if (rc != 0)
+		e->stats.broken = 1;
+	for (size_t a = 0; rc == 0 && a < n && !engine_done(e);) {
+		size_t b = a + 1;
+		while (b < n && its[b].f == its[a].f)
+			b++;
+		if (e->h.batch != NULL) {
+			rc = its[a].f->broken ? 0 : batch_file(e, its, a, b);
+		} else {
+			for (size_t i = a; rc == 0 && i < b &&
+					   !engine_done(e) && !its[a].f->broken;
+			     i++) {
+				rc = offer_one(e, its, i);
+				if (rc == 0 &&
+				    ++e->since_commit >= e->h.commit_every)
+					rc = commit(e, fs, nf);
+			}
+		}
+		if (rc == 0)
+			rc = commit(e, fs, nf);
+		a = b;
+	}
+	free(its);
+	return rc;
+}
+
+/* Drains the work files ws[0..n) of one type, oldest first. */
+static int drain_type(struct engine *e, const struct claim_work *ws, size_t n)
+{
+	struct wfile *fs = calloc(n, sizeof *fs);
+	int rc = 0;
+	if (fs == NULL) {
+		e->stats.broken = 1;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		fs[i].w = ws[i];
+		open_work(e, e->dirfd, e->dir, &fs[i]);
+	}
+	if (e->opt.coalesce || e->h.batch != NULL) {
+		rc = offer_planned(e, fs, n);
+	} else {
+		for (size_t i = 0; rc == 0 && i < n && !engine_done(e); i++) {
+			if (fs[i].usable)
+				rc = one_file(e, &fs[i]);
+			if (rc == 0)
+				rc = commit(e, &fs[i], 1);
+		}
+	}
+	if (rc == 0 || e->stats.stopped) {
+		if (commit(e, fs, n) != 0)
+			rc = -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		finalize(e, e->dirfd, e->dir, &fs[i]);
+	free(fs);
+	return e->stats.stopped ? 0 : rc;
+}
+
+/* ---- claiming ------------------------------------------------------------ */
+
+/* Claims every selected {type}.jsonl in dirfd. */
+static void claim_all(struct engine *e, int dirfd, const char *dir)
+{
+	char err[CLAIM_ERR_MAX];
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		log_error("read directory %s: %s", dir, strerror(errno));
+		e->stats.problems++;
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char type[EVENT_TYPE_MAX + 1];
+		struct claim_work w;
+		if (layout_parse(de->d_name, type) != LAYOUT_PENDING ||
+		    !engine_selected(&e->opt, type))
+			continue;
+		if (claim_take(dirfd, dir, type, &w, err) < 0)
+			problem(e, err);
+	}
+	closedir(d);
+}
+
+struct typed {
+	struct claim_work w;
+	size_t i;
+};
+
+static int by_type_then_age(const void *a, const void *b)
+{
+	const struct typed *x = a;
+	const struct typed *y = b;
+	int c = strcmp(x->w.type, y->w.type);
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* The selected work files in dirfd, by type, oldest claim first. */
+static ssize_t work_files(struct engine *e, int dirfd, const char *dir,
+			  struct claim_work **out)
+{
+	char err[CLAIM_ERR_MAX];
+	struct claim_work *ws;
+	ssize_t n = claim_list(dirfd, dir, &ws, err);
+	*out = NULL;
+	if (n < 0) {
+		problem(e, err);
+		return -1;
+	}
+	struct typed *t = calloc((size_t)n + 1, sizeof *t);
+	if (t == NULL) {
+		free(ws);
+		return -1;
+	}
+	size_t k = 0;
+	for (ssize_t i = 0; i < n; i++) {
+		if (engine_selected(&e->opt, ws[i].type)) {
+			t[k].w = ws[i];
+			t[k].i = (size_t)i;
+			k++;
+		}
+	}
+	qsort(t, k, sizeof *t, by_type_then_age);
+	for (size_t i = 0; i < k; i++)
+		ws[i] = t[i].w;
+	free(t);
+	*out = ws;
+	return (ssize_t)k;
+}
+
+/* ---- --retry-failed ------------------------------------------------------ */
+
+/* Puts the dead letters of one failed/ work file back; 0 or -1. */
+static int requeue_file(struct engine *e, struct wfile *f)
+{
+	static const char *const keys[] = {KEY_ATTEMPTS, KEY_LAST_ERROR};
+	char err[SPOOL_ERR_MAX];
+	unsigned since_save = 0;
+	int rc = 0;
+	while (rc == 0 && (size_t)f->st.offset < f->size) {
+		struct item it = item_at(f, f->st.offset);
+		size_t n;
+		char *line = it.valid ? jsonline_drop(item_line(&it), it.len,
+						      keys, 2, &n)
+				      : NULL;
+		if (it.valid && line == NULL) {
+			e->stats.broken = 1;
+			return -1;
+		}
+		if (line != NULL) {
+			rc = spool_append_at(e->dirfd, e->dir, f->w.type, line,
+					     n, 1, e->opt.file_mode, err);
+			if (rc != 0)
+				problem(e, err);
+			else
+				e->stats.requeued++;
+		} else {
+			rc = quarantine(e, &it);
+		}
+		free(line);
+		if (rc == 0) {
+			settle_done(&it);
+			if (++since_save >= REQUEUE_SAVE_EVERY) {
+				save(e, e->failedfd, e->failed_path, f);
+				since_save = 0;
+			}
+		}
+	}
+	if (rc != 0)
+		f->broken = 1;
+	return rc;
+}
+
+static void requeue_failed(struct engine *e)
+{
+	struct claim_work *ws;
+	if (e->failedfd < 0)
+		return;
+	claim_all(e, e->failedfd, e->failed_path);
+	ssize_t n = work_files(e, e->failedfd, e->failed_path, &ws);
+	for (ssize_t i = 0; i < n && !e->stats.broken; i++) {
+		struct wfile f;
+		memset(&f, 0, sizeof f);
+		f.w = ws[i];
+		if (open_work(e, e->failedfd, e->failed_path, &f) == 0)
+			requeue_file(e, &f);
+		finalize(e, e->failedfd, e->failed_path, &f);
+	}
+	free(ws);
+}
+
+/* ---- a pass -------------------------------------------------------------- */
+
+int engine_pass(struct engine *e)
+{
+	struct claim_work *ws;
+	if (e->opt.retry_failed && !e->requeue_done) {
+		requeue_failed(e);
+		e->requeue_done = 1;
+	}
+	if (e->stats.broken)
+		return -1;
+	claim_all(e, e->dirfd, e->dir);
+	ssize_t n = work_files(e, e->dirfd, e->dir, &ws);
+	if (n < 0)
+		return -1;
+	for (ssize_t a = 0; a < n && !engine_done(e);) {
+		ssize_t b = a + 1;
+		while (b < n && strcmp(ws[a].type, ws[b].type) == 0)
+			b++;
+		drain_type(e, &ws[a], (size_t)(b - a));
+		a = b;
+	}
+	free(ws);
+	return e->stats.broken ? -1 : 0;
+}
