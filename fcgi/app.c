@@ -1,10 +1,13 @@
 #include "app.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/http.h"
@@ -43,6 +46,48 @@ static int find_config(const struct app *a, char *buf, size_t size, char *why,
 	return access(buf, F_OK) == 0 ? 0 : -1;
 }
 
+/*
+ * Root becomes the spool directory's owner (a root-owned spool keeps
+ * root).  0, or -1 after saying why.
+ */
+static int become_spool_owner(const struct app *a)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(a->cfg.spool_dir, &st) != 0 ||
+	    st.st_uid == 0)
+		return 0;
+	const struct passwd *pw = getpwuid(st.st_uid);
+	int rc = pw != NULL ? initgroups(pw->pw_name, st.st_gid)
+			    : setgroups(1, &st.st_gid);
+	if (rc == 0)
+		rc = setgid(st.st_gid);
+	if (rc == 0)
+		rc = setuid(st.st_uid);
+	/* The switch must be for good: root must not come back. */
+	if (rc != 0 || getuid() != st.st_uid || geteuid() != st.st_uid ||
+	    getegid() != st.st_gid || setuid(0) == 0) {
+		log_error("cannot switch to the owner of %s (uid %ld, gid "
+			  "%ld): %s",
+			  a->cfg.spool_dir, (long)st.st_uid, (long)st.st_gid,
+			  strerror(errno));
+		return -1;
+	}
+	if (pw != NULL && (setenv("HOME", pw->pw_dir, 1) != 0 ||
+			   setenv("USER", pw->pw_name, 1) != 0 ||
+			   setenv("LOGNAME", pw->pw_name, 1) != 0)) {
+		log_error("cannot set HOME, USER, LOGNAME: %s",
+			  strerror(errno));
+		return -1;
+	}
+	if (a->opt.verbose)
+		fprintf(stderr,
+			"podio-hook: running as %s (uid %ld, gid %ld), the "
+			"owner of the spool %s\n",
+			pw != NULL ? pw->pw_name : "?", (long)st.st_uid,
+			(long)st.st_gid, a->cfg.spool_dir);
+	return 0;
+}
+
 int app_load(struct app *a)
 {
 	char path[PATH_MAX];
@@ -68,6 +113,10 @@ int app_load(struct app *a)
 		log_warn("%s", serr);
 	}
 	log_set_level(a->cfg.log_level);
+	if (a->command && become_spool_owner(a) != 0) {
+		config_free(&a->cfg);
+		return -1;
+	}
 	a->policy.allowed_hooks = (const char *const *)a->cfg.allowed_hooks;
 	a->policy.n_allowed = a->cfg.n_allowed;
 	a->policy.reject_unknown = a->cfg.reject_unknown;

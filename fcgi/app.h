@@ -24,6 +24,7 @@
 
 struct app {
 	struct cli_globals opt; /* --config and -v */
+	int command;		/* a command, not a request: see app_load */
 	int loaded;		/* cfg, policy and spool are valid */
 	struct config cfg;
 	struct event_policy policy;
@@ -34,8 +35,12 @@ struct app {
 /*
  * Loads the config if it is not loaded yet: --config, else
  * $PODIO_HOOK_CONFIG (which must exist), else podio-hook.ini beside the
- * executable, else /etc/podio-hook.ini.  Applies its log level.  Returns 0,
- * or -1 after logging why (naming every path tried).
+ * executable, else /etc/podio-hook.ini.  Applies its log level.  For a
+ * command run as root, then switches to the owner and group of the spool
+ * directory (setgroups, setgid, setuid; HOME, USER and LOGNAME follow)
+ * before anything in the spool is opened, so that a root cron job never
+ * leaves a file there that the spool's owner cannot use.  Returns 0, or
+ * -1 after logging why (naming every path tried).
  */
 int app_load(struct app *a);
 

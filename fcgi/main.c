@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/audit.h"
 #include "../lib/log.h"
 #include "app.h"
 #include "drain.h"
@@ -43,8 +44,12 @@ static const char usage_text[] =
 static const char check_usage[] =
     "usage: podio-hook check [--config PATH] [-v]\n"
     "\n"
-    "Validates the config, that the spool directory is usable by its\n"
-    "owner, and, when Podio credentials are set, that they authenticate.\n"
+    "Validates the config, that the spool directory is writable, that\n"
+    "its owner (the web server's user) can use everything in it, that no\n"
+    "other user can write there, and, when Podio credentials are set,\n"
+    "that they authenticate.  Each problem is one line on standard error\n"
+    "with the command that fixes it.  Run as root, it checks as the\n"
+    "spool's owner.\n"
     "Exit 0 ok, 1 a problem found, 2 the config cannot be used.\n";
 
 /* Creates and removes a file in the spool directory. */
@@ -65,6 +70,12 @@ static int probe_spool(const char *dir)
 		return -1;
 	}
 	return 0;
+}
+
+static void report_finding(void *ctx, const char *problem, const char *fix)
+{
+	(void)ctx;
+	fprintf(stderr, "podio-hook: check: %s; fix: %s\n", problem, fix);
 }
 
 static int cmd_check(struct app *a, int argc, char **argv)
@@ -88,7 +99,15 @@ static int cmd_check(struct app *a, int argc, char **argv)
 		return 1;
 	printf("config %s: ok\nspool %s: writable\n", a->cfg.path,
 	       a->cfg.spool_dir);
-	return hookcmd_check_auth(a);
+	int found = audit_spool(a->cfg.spool_dir, a->cfg.file_mode, geteuid(),
+				report_finding, NULL);
+	if (found < 0) {
+		fprintf(stderr, "podio-hook: check: cannot examine %s: %s\n",
+			a->cfg.spool_dir, strerror(errno));
+		return 1;
+	}
+	int auth = hookcmd_check_auth(a);
+	return found > 0 || auth != 0 ? 1 : 0;
 }
 
 static int cmd_listen(struct app *a, const char *spec)
@@ -233,6 +252,7 @@ int main(int argc, char **argv)
 				 "unknown command '%s' (see "
 				 "'podio-hook --help')",
 				 argv[i]);
+	a.command = 1;
 	rc = run(&a, argc - i, argv + i);
 	app_unload(&a);
 	return rc;

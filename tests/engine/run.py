@@ -1,0 +1,669 @@
+#!/usr/bin/env python3
+"""The consumer engine as an attacker and a careless operator meet it.
+
+    python3 tests/engine/run.py [--bin cgi-bin/podio-hook.cgi] [--only SUBSTR]
+                                [--keep] [--list]
+
+Each case proves one rule of the consumer side (drain, status, check):
+dead letters never deleted, one rule for a valid line in every mode, one
+bad file never blocking the rest, any number of types, a handler
+environment that event data cannot escape, a root cron job that drops to
+the spool's owner and follows no symbolic link, range-checked numbers;
+and a stress run (receivers through lighttpd FastCGI and plain CGI,
+drains in all three modes killed at random, handlers killed, a third
+party claiming files) that must end with every acknowledged event handed
+over at least once or in failed/.
+
+Reuses the spool helpers of tests/drain/run.py.  Prints "ok - name",
+"FAIL - name: why" or "skip - name: why" per case and, last,
+"N passed, M failed, K skipped".
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import pwd
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+import harness  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location(
+    'drainsuite', os.path.join(REPO, 'tests', 'drain', 'run.py'))
+ds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ds)
+
+Failure = ds.Failure
+check = ds.check
+eq = ds.eq
+make_line = ds.make_line
+lines_of = ds.lines_of
+Spool = ds.Spool
+script = ds.script
+recorder = ds.recorder
+read_calls = ds.read_calls
+
+
+class Skip(Exception):
+    pass
+
+
+def need_root():
+    if os.geteuid() != 0:
+        raise Skip('needs root (a root cron job is what it tests)')
+
+
+def give_to_run_user(sp):
+    """The spool as production has it: owned by the web server's user."""
+    need_root()
+    ids = harness.run_ids()
+    os.chmod(sp.dir, 0o755)
+    for root, dirs, files in os.walk(sp.spool):
+        for n in dirs + files:
+            os.lchown(os.path.join(root, n), ids[0], ids[1])
+    os.chown(sp.spool, ids[0], ids[1])
+    os.chmod(sp.spool, 0o750)
+    return ids
+
+
+def owners_in(path):
+    """{relative name: (uid, gid)} of everything below path."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, path)] = (st.st_uid, st.st_gid)
+    return out
+
+
+def stderr_of(r):
+    return r.stderr.decode(errors='replace')
+
+
+# --------------------------------------------------------------------------
+# Dead letters and the one rule for a valid line
+
+def case_retry_failed_never_deletes(h):
+    """--retry-failed: a torn dead letter, one with \\u0000 and one that is
+    not JSON go to bad/ byte for byte; the good one is handed over as it
+    was spooled; the run says so and exits 1."""
+    sp = Spool(h, 'retry-failed-bad')
+    good = sp.post([('type', 'item.create'), ('item_id', '1')])
+    r = sp.drain('--exec', 'exit 4', '--max-attempts', '1')
+    eq(r.returncode, 1, 'first drain exit status')
+    dead = sp.read('failed', 'item.create.jsonl')
+    check(b'"attempts":1,"last_error":"exit status 4"}\n' in dead,
+          'dead letter %r', dead)
+    nul = b'{"id":"n","type":"item.create","params":{"x":"\\u0000"}}\n'
+    junk = b'this is not json\n'
+    torn = b'{"id":"t","type":"item.create"'
+    with open(sp.path('failed', 'item.create.jsonl'), 'ab') as f:
+        f.write(nul + junk + torn)
+    r = sp.drain('--retry-failed', '-v')
+    eq(r.returncode, 1, 'exit status (quarantined lines)')
+    eq(lines_of(r.stdout), [good], 'handed over: the spooled line exactly')
+    eq(sp.read('bad', 'item.create.jsonl'), nul + junk + torn + b'\n',
+       'bad/ holds the three lines byte for byte')
+    check(not os.path.exists(sp.path('failed', 'item.create.jsonl')) or
+          sp.read('failed', 'item.create.jsonl') == b'',
+          'failed/ emptied')
+    check(b'3 quarantined' in r.stderr, 'summary: %r', r.stderr[-300:])
+    c = sp.counts('item.create', want_exit=1)
+    eq((c['pending'], c['in_progress'], c['failed'], c['quarantined']),
+       (0, 0, 0, 3), 'status after')
+
+
+def case_batch_one_rule(h):
+    """--batch: lines jansson refuses (a lone surrogate, an integer too
+    large) are quarantined once, the rest handed over once, progress
+    saved: the next run sends nothing again."""
+    sp = Spool(h, 'batch-rule')
+    a = make_line('a', 'item.create', {'item_id': '1'})
+    sur = b'{"id":"s","type":"item.create","params":{"x":"\\ud800"}}\n'
+    b = make_line('b', 'item.create', {'item_id': '2'})
+    big = b'{"id":"g","type":"item.create","n":123456789012345678901234}\n'
+    sp.write('item.create.jsonl', a + sur + b + big)
+    out = os.path.join(sp.dir, 'out')
+    r = sp.drain('--batch', 'cat >> %s' % out)
+    eq(r.returncode, 1, 'exit status (quarantined)')
+    with open(out, 'rb') as f:
+        eq(f.read(), a + b, 'batch input')
+    eq(sp.read('bad', 'item.create.jsonl'), sur + big, 'quarantined')
+    eq(sp.leftovers(), ['bad/item.create.jsonl'], 'files left')
+    r = sp.drain('--batch', 'cat >> %s' % out)
+    eq(r.returncode, 0, 'second run exit status')
+    with open(out, 'rb') as f:
+        eq(f.read(), a + b, 'nothing sent twice')
+    eq(sp.read('bad', 'item.create.jsonl'), sur + big, 'quarantined once')
+    check(not os.path.exists(sp.path('failed')) or
+          os.listdir(sp.path('failed')) == [], 'nothing in failed/')
+
+
+def case_directory_blocks_nothing(h):
+    """A directory named like a type file (and one like a work file) is
+    reported by name and left; every other type is drained, run after
+    run."""
+    sp = Spool(h, 'dir-named-jsonl')
+    os.mkdir(sp.path('aaa.bbb.jsonl'))
+    os.mkdir(sp.path('aaa.ccc.jsonl.claim-0000000000000001'))
+    l1 = make_line('1', 'item.create', {'item_id': '1'})
+    l2 = make_line('2', 'task.create', {'task_id': '2'})
+    sp.write('item.create.jsonl', l1)
+    sp.write('task.create.jsonl', l2)
+    for run in (1, 2):
+        r = sp.drain()
+        eq(r.returncode, 1, 'run %d exit status' % run)
+        err = stderr_of(r)
+        check('aaa.bbb.jsonl' in err and 'not a regular file' in err,
+              'run %d stderr %r', run, err[-400:])
+        check('aaa.ccc.jsonl.claim-0000000000000001' in err,
+              'the work-file-named directory is reported: %r', err[-400:])
+        if run == 1:
+            eq(sorted(lines_of(r.stdout)), sorted([l1, l2]), 'handed over')
+            l3 = make_line('3', 'item.create', {'item_id': '3'})
+            sp.write('item.create.jsonl', l3)
+        else:
+            eq(lines_of(r.stdout), [l3], 'second run handed over')
+    check(os.path.isdir(sp.path('aaa.bbb.jsonl')), 'directory left alone')
+
+
+def case_status_any_number_of_types(h):
+    """status lists every type: 600 junk types do not hide a failed
+    item.create, and exit is 1."""
+    sp = Spool(h, 'many-types')
+    for i in range(600):
+        t = 'junk%03d.x' % i
+        sp.write(t + '.jsonl', make_line('j%d' % i, t))
+    os.mkdir(sp.path('failed'))
+    dead = make_line('d', 'item.create', {'item_id': '9'})[:-2] + \
+        b',"attempts":5,"last_error":"exit status 1"}\n'
+    sp.write(os.path.join('failed', 'item.create.jsonl'), dead)
+    j, rc = sp.status()
+    eq(rc, 1, 'status exit status')
+    eq(len(j['types']), 601, 'types listed')
+    eq(j['types']['item.create']['failed'], 1, 'item.create failed')
+    eq(j['types']['junk599.x']['pending'], 1, 'the last junk type')
+    r = sp.run(['status'])
+    check(b'item.create' in r.stdout and r.returncode == 1,
+          'table: exit %d', r.returncode)
+    r = sp.run(['status', '--prometheus'])
+    eq(r.returncode, 0, '--prometheus exit status')
+    check(b'podio_hook_failed{type="item.create"} 1' in r.stdout,
+          'prometheus failed gauge')
+
+
+# --------------------------------------------------------------------------
+# The handler environment
+
+def case_exec_environment_namespace(h):
+    """Event data sets PODIO_PARAM_* only: no PODIO_HOOK_CONFIG, no
+    PATH; colliding names and values over 4 KiB are left out and named
+    in PODIO_PARAMS_OMITTED; a 130 KiB param no longer breaks execve."""
+    sp = Spool(h, 'env-namespace', extra='[receiver]\nmax_body = 400000\n')
+    calls, handler = recorder(sp)
+    pairs = [('type', 'item.create'), ('item_id', '1'), ('item-id', '2'),
+             ('hook_config', '/tmp/evil.ini'),
+             ('hook_libcurl', '/tmp/evil.so'), ('path', '/evil'),
+             ('ld_preload', '/tmp/evil.so'), ('big', 'x' * 4097),
+             ('ok', 'y' * 4096), ('huge', 'z' * (130 * 1024)),
+             ('caf\u00e9', 'v')]
+    line = sp.post(pairs)
+    env = sp.env(PODIO_PARAM_STALE='from cron', PODIO_EVENT_ID='stale')
+    r = subprocess.run([h.bin, 'drain', '--exec', handler], env=env,
+                       capture_output=True, timeout=60)
+    eq(r.returncode, 0, 'exit status (stderr %r)' % r.stderr[-300:])
+    got = read_calls(calls)
+    eq(len(got), 1, 'calls')
+    stdin, e = got[0]
+    eq(stdin, line, 'stdin: the whole line')
+    eq(e.get('PODIO_HOOK_CONFIG'), sp.ini, 'PODIO_HOOK_CONFIG untouched')
+    check('PODIO_HOOK_LIBCURL' not in e, 'PODIO_HOOK_LIBCURL set by data')
+    eq(e.get('PATH'), ds.SYS_PATH, 'PATH untouched')
+    check('LD_PRELOAD' not in e, 'LD_PRELOAD set by data')
+    eq(e.get('PODIO_PARAM_HOOK_CONFIG'), '/tmp/evil.ini', 'namespaced')
+    eq(e.get('PODIO_PARAM_PATH'), '/evil', 'namespaced path')
+    eq(e.get('PODIO_PARAM_OK'), 'y' * 4096, '4096 bytes exported')
+    eq(e.get('PODIO_PARAM_CAF__'), 'v', 'non-ASCII bytes become _')
+    for gone in ('PODIO_PARAM_ITEM_ID', 'PODIO_PARAM_BIG',
+                 'PODIO_PARAM_HUGE', 'PODIO_PARAM_STALE'):
+        check(gone not in e, '%s is set', gone)
+    eq(e.get('PODIO_PARAMS_OMITTED'), 'item_id,item-id,big,huge',
+       'PODIO_PARAMS_OMITTED')
+    eq(e.get('PODIO_EVENT_ID'), json.loads(line)['id'], 'PODIO_EVENT_ID')
+    eq(e.get('PODIO_EVENT_TYPE'), 'item.create', 'PODIO_EVENT_TYPE')
+    sp.expect_empty()
+
+
+def case_numbers_are_range_checked(h):
+    sp = Spool(h, 'numbers')
+    for args, opt in ((['--max-attempts', '4294967297'], '--max-attempts'),
+                      (['--max-attempts=0'], '--max-attempts'),
+                      (['--timeout', '0'], '--timeout'),
+                      (['--limit', '-1'], '--limit'),
+                      (['--limit=1e3'], '--limit'),
+                      (['--timeout', ' 5'], '--timeout')):
+        r = sp.drain(*args)
+        eq(r.returncode, 2, 'exit status of %r' % args)
+        err = stderr_of(r)
+        check(opt in err and err.count('\n') == 1,
+              '%r: stderr %r does not name %s in one line', args, err, opt)
+    r = sp.drain('--max-attempts', '1000000', '--limit=0')
+    eq(r.returncode, 0, 'largest --max-attempts and --limit=0')
+
+
+def case_type_filter_leaves_verify_visible(h):
+    """drain --type 'item.*' leaves hook.verify pending, and status shows
+    its age."""
+    sp = Spool(h, 'type-filter')
+    sp.write('hook.verify.jsonl',
+             make_line('v', 'hook.verify', {'hook_id': '1', 'code': 'c'},
+                       ds.OLD))
+    a = sp.post([('type', 'item.create'), ('item_id', '1')])
+    r = sp.drain('--type', 'item.*')
+    eq((r.returncode, lines_of(r.stdout)), (0, [a]), 'drained item.*')
+    c = sp.counts('hook.verify', want_exit=0)
+    eq(c['pending'], 1, 'hook.verify pending')
+    check(c['oldest_pending_age_s'] > 86400, 'age %r',
+          c['oldest_pending_age_s'])
+
+
+# --------------------------------------------------------------------------
+# Root
+
+def case_root_drops_to_owner(h):
+    """Run as root, drain, status and check become the spool's owner:
+    every file they create belongs to it, -v says so, and the web user
+    can go on draining afterwards."""
+    sp = Spool(h, 'root-owner')
+    ids = give_to_run_user(sp)
+    os.chmod(sp.ini, 0o600)  # root-only config: read before the switch
+    calls, handler = recorder(sp)
+    os.chown(calls, ids[0], ids[1])
+    ok = make_line('ok', 'item.create', {'item_id': '1'})
+    fail = make_line('fail', 'task.create', {'task_id': '2'})
+    sp.write('item.create.jsonl', ok + b'not json\n')
+    sp.write('task.create.jsonl', fail)
+    for n in ('item.create.jsonl', 'task.create.jsonl'):
+        os.chown(sp.path(n), ids[0], ids[1])
+    r = sp.drain('--exec', handler + '; test "$PODIO_EVENT_ID" = ok',
+                 '--max-attempts', '1', '-v')
+    eq(r.returncode, 1, 'exit status (stderr %r)' % r.stderr[-300:])
+    check(b'running as %s' % harness.RUN_USER.encode() in r.stderr,
+          '-v does not say who it runs as: %r', r.stderr[-400:])
+    owners = owners_in(sp.spool)
+    check(set(owners) >= {'.drain.lock', 'failed', 'bad',
+                          'failed/task.create.jsonl', 'bad/item.create.jsonl'},
+          'files: %r', sorted(owners))
+    wrong = {n: o for n, o in owners.items() if o != ids}
+    eq(wrong, {}, 'files not owned by the spool owner')
+    got = read_calls(calls)
+    eq(got[0][1].get('USER'), harness.RUN_USER, 'handler USER')
+    eq(got[0][1].get('HOME'), pwd.getpwuid(ids[0]).pw_dir, 'handler HOME')
+    # The web user can run the next drain and a check.
+    more = make_line('more', 'item.create', {'item_id': '3'})
+    sp.write('item.create.jsonl', more)
+    os.chown(sp.path('item.create.jsonl'), ids[0], ids[1])
+    os.chmod(sp.ini, 0o644)
+    r = sp.run(['drain'], **harness.run_as(ids))
+    eq((r.returncode, lines_of(r.stdout)), (0, [more]),
+       'drain as %s (stderr %r)' % (harness.RUN_USER, r.stderr[-300:]))
+    r = sp.run(['check'], **harness.run_as(ids))
+    eq(r.returncode, 0, 'check as the web user: %s' % stderr_of(r))
+    r = sp.run(['check'])
+    eq(r.returncode, 0, 'check as root: %s' % stderr_of(r))
+    r = sp.run(['status', '--json'])
+    eq(r.returncode, 1, 'status as root (failed and quarantined)')
+
+
+def case_root_follows_no_symlink(h):
+    """Symbolic links planted in the spool by its (less trusted) owner: a
+    root drain reports each by name, never reads, writes or creates
+    through it, and drains the rest."""
+    sp = Spool(h, 'root-symlinks')
+    ids = give_to_run_user(sp)
+    secret = os.path.join(sp.dir, 'secret')
+    with open(secret, 'wb') as f:
+        f.write(b'root only\n')
+    os.chmod(secret, 0o644)
+    before = os.stat(secret)
+    nologin = os.path.join(sp.dir, 'nologin')
+    elsewhere = os.path.join(sp.dir, 'elsewhere')
+    os.mkdir(elsewhere)
+    os.symlink(nologin, sp.path('.drain.lock'))
+    r = sp.drain()
+    eq(r.returncode, 1, 'exit status with a symlinked lock')
+    check(b'.drain.lock' in r.stderr and b'symbolic link' in r.stderr,
+          'stderr %r', r.stderr[-300:])
+    check(not os.path.exists(nologin), 'the lock symlink was followed')
+    os.unlink(sp.path('.drain.lock'))
+    os.symlink(secret, sp.path('item.create.jsonl'))
+    os.symlink(secret, sp.path('task.create.jsonl.claim-0000000000000001'))
+    os.symlink(elsewhere, sp.path('failed'))
+    good = make_line('g', 'item.update', {'item_id': '1'})
+    sp.write('item.update.jsonl', good)
+    os.chown(sp.path('item.update.jsonl'), ids[0], ids[1])
+    r = sp.drain('--exec', 'exit 1', '--max-attempts', '1')
+    eq(r.returncode, 1, 'exit status')
+    err = stderr_of(r)
+    for name in ('item.create.jsonl', 'task.create.jsonl.claim-',
+                 '/failed'):
+        check(name in err, 'stderr does not name %s: %r', name, err[-600:])
+    eq(os.listdir(elsewhere), [], 'written through the failed/ symlink')
+    with open(secret, 'rb') as f:
+        eq(f.read(), b'root only\n', 'the symlink target')
+    after = os.stat(secret)
+    eq((after.st_mtime_ns, after.st_uid), (before.st_mtime_ns, 0),
+       'target mtime/owner')
+    check(os.path.islink(sp.path('item.create.jsonl')), 'symlink removed')
+    check(not os.path.exists(sp.path('bad', 'item.create.jsonl')),
+          'the symlink target was copied into bad/')
+    # The event that could not become a dead letter is kept for later.
+    c = sp.counts('item.update')
+    eq(c['in_progress'], 1, 'the event kept (no usable failed/)')
+    r = sp.run(['check'])
+    eq(r.returncode, 1, 'check reports the links')
+    for name in ('item.create.jsonl', 'failed'):
+        check(name in stderr_of(r), 'check does not name %s', name)
+
+
+def case_check_reports_root_leftovers(h):
+    """Files an old root cron job left (root-owned failed/, bad/,
+    .drain.lock) are reported by check with the chown that fixes them;
+    a world-writable spool and a group-writable file_mode too."""
+    sp = Spool(h, 'leftovers', extra='file_mode = 0660\n')
+    ids = give_to_run_user(sp)
+    for d in ('failed', 'bad'):
+        os.mkdir(sp.path(d), 0o700)
+    with open(sp.path('.drain.lock'), 'w'):
+        pass
+    os.chmod(sp.path('.drain.lock'), 0o600)
+    os.chmod(sp.spool, 0o777)
+    r = sp.run(['check'])
+    eq(r.returncode, 1, 'check exit status')
+    err = stderr_of(r)
+    user = harness.RUN_USER
+    for fix in ('chown %s:' % user + '%s %s' % (
+                    __import__('grp').getgrgid(ids[1]).gr_name,
+                    sp.path('failed')),
+                'chown %s:' % user, 'chmod o-w %s' % sp.spool,
+                'file_mode = 0640'):
+        check(fix in err, 'check does not suggest %r: %s', fix, err)
+    for name in ('/failed', '/bad', '/.drain.lock'):
+        check(name in err, 'check does not name %s', name)
+    # Fixed as told: check is clean and the web user drains.
+    for p in ('failed', 'bad', '.drain.lock'):
+        os.chown(sp.path(p), ids[0], ids[1])
+    os.chmod(sp.spool, 0o750)
+    with open(sp.ini, 'w') as f:
+        f.write('[spool]\ndir = %s\nsync = no\n' % sp.spool)
+    r = sp.run(['check'])
+    eq(r.returncode, 0, 'check after the fixes: %s' % stderr_of(r))
+
+
+# --------------------------------------------------------------------------
+# Stress
+
+def cgi_post(h, sp, marker, ids):
+    body = ('type=item.create&item_id=1&hook_id=7&marker=%s' % marker
+            ).encode()
+    env = sp.env(GATEWAY_INTERFACE='CGI/1.1', REQUEST_METHOD='POST',
+                 CONTENT_TYPE='application/x-www-form-urlencoded',
+                 CONTENT_LENGTH=str(len(body)), QUERY_STRING='',
+                 REMOTE_ADDR='127.0.0.1', SCRIPT_NAME='/hook')
+    r = subprocess.run([h.bin], input=body, env=env, capture_output=True,
+                       timeout=30, **harness.run_as(ids))
+    return r.stdout.startswith(b'Status: 200')
+
+
+def markers_of(data):
+    """Markers of the complete lines in data (a killed handler may leave a
+    torn one: its event is handed over again)."""
+    out = []
+    for l in lines_of(data):
+        if not l.endswith(b'\n'):
+            continue
+        try:
+            j = json.loads(l)
+        except ValueError:
+            continue
+        m = j.get('params', {}).get('marker')
+        if m is not None:
+            out.append(m)
+    return out
+
+
+def case_stress(h):
+    """Receivers (lighttpd FastCGI and plain CGI) append while drains in
+    print, --exec and --batch mode run as root and as the web user and
+    are killed at random, handlers are killed and fail, and a third party
+    claims type files itself.  Every acknowledged event ends handed over
+    at least once or in failed/; duplicates are counted."""
+    sp = Spool(h, 'stress')
+    server = ds.Lighttpd(h, sp)  # gives the spool to the web user
+    ids = harness.run_ids()
+    server.start()
+    out = os.path.join(sp.dir, 'out')
+    third = os.path.join(sp.dir, 'third')
+    pidfile = os.path.join(sp.dir, 'handler.pid')
+    for p in (out, third):
+        open(p, 'wb').close()
+        if ids is not None:
+            os.chown(p, ids[0], ids[1])
+    os.chmod(sp.dir, 0o777)  # the handler's pid file, as either user
+    # Appends its input at once; fails one time in eight.
+    handler = script(sp, 'h.sh',
+                     'echo $$ > %s\n'
+                     'sleep 0.005\n'
+                     'cat >> %s || exit 9\n'
+                     '[ $(( $(od -An -N1 -tu1 /dev/urandom) %% 8 )) -ne 0 ]\n'
+                     % (pidfile, out))
+    done = threading.Event()
+    acked = []
+    lock = threading.Lock()
+    errors = []
+    stats = {'drains': 0, 'drain_kills': 0, 'handler_kills': 0,
+             'claims': 0}
+    rnd = random.Random(os.getpid())
+
+    def writer_fcgi():
+        codes = ds.post_many(h, server, 'f', 1000, rounds=25)
+        with lock:
+            acked.extend('f%04d' % i for i, c in enumerate(codes)
+                         if c == '200')
+
+    def writer_cgi():
+        for i in range(400):
+            if cgi_post(h, sp, 'c%04d' % i, ids):
+                with lock:
+                    acked.append('c%04d' % i)
+            time.sleep(0.01)
+
+    def drainer():
+        modes = [[], ['--exec', handler], ['--batch', handler]]
+        while not done.is_set():
+            args = ['drain', '--max-attempts', '3', '--timeout', '5'] + \
+                rnd.choice(modes)
+            kw = harness.run_as(ids) if rnd.random() < 0.5 else {}
+            with open(out, 'ab') as o:
+                p = subprocess.Popen([h.bin] + args, env=sp.env(),
+                                     stdin=subprocess.DEVNULL, stdout=o,
+                                     stderr=subprocess.DEVNULL, **kw)
+                h.procs.append(p)
+                time.sleep(rnd.uniform(0, 0.05))
+                if p.poll() is None and rnd.random() < 0.5:
+                    try:
+                        with open(pidfile) as f:
+                            os.kill(int(f.read()), signal.SIGKILL)
+                        stats['handler_kills'] += 1
+                    except (OSError, ValueError):
+                        pass
+                if p.poll() is None and rnd.random() < 0.7:
+                    p.send_signal(signal.SIGKILL)
+                    stats['drain_kills'] += 1
+                p.wait()
+            stats['drains'] += 1
+
+    def third_party():
+        """Another consumer using the claim protocol by hand."""
+        import fcntl
+        k = 0
+        while not done.is_set():
+            time.sleep(rnd.uniform(0.05, 0.2))
+            src = sp.path('item.create.jsonl')
+            dst = os.path.join(sp.dir, 'third-%d' % k)
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:
+                continue
+            k += 1
+            with open(dst, 'rb') as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                data = f.read()
+            with open(third, 'ab') as f:
+                f.write(data)
+            os.unlink(dst)
+            stats['claims'] += 1
+
+    threads = [threading.Thread(target=f) for f in
+               (writer_fcgi, writer_cgi)]
+    others = [threading.Thread(target=f) for f in (drainer, third_party)]
+    t0 = time.monotonic()
+    for t in threads + others:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    for t in others:
+        t.join()
+    # Settle everything: plain drains until nothing is pending.
+    for _ in range(20):
+        with open(out, 'ab') as o:
+            r = subprocess.run([h.bin, 'drain', '--max-attempts', '3',
+                                '--exec', 'cat >> %s' % out], env=sp.env(),
+                               stdout=o, stderr=subprocess.PIPE, timeout=120)
+        j, _ = sp.status()
+        if all(c['pending'] == 0 and c['in_progress'] == 0
+               for c in j['types'].values()):
+            break
+    else:
+        errors.append('the spool never emptied: %r' % j)
+    server.stop()
+    took = time.monotonic() - t0
+    check(not errors, '%s', errors)
+    with open(out, 'rb') as f:
+        handed = markers_of(f.read())
+    with open(third, 'rb') as f:
+        handed += markers_of(f.read())
+    failed = []
+    if os.path.exists(sp.path('failed', 'item.create.jsonl')):
+        failed = markers_of(sp.read('failed', 'item.create.jsonl'))
+    seen = set(handed) | set(failed)
+    lost = sorted(set(acked) - seen)
+    eq(lost, [], 'acknowledged events lost')
+    check(len(acked) >= 1300, 'only %d of 1400 posts acknowledged',
+          len(acked))
+    dups = len(handed) - len(set(handed))
+    if os.path.exists(sp.path('bad')):
+        eq(os.listdir(sp.path('bad')), [], 'quarantined lines')
+    h.note('stress: %d acknowledged in %.1f s; %d drains, %d drains and %d '
+           'handlers killed, %d third-party claims; %d handed over, %d '
+           'duplicates, %d in failed/, 0 lost'
+           % (len(acked), took, stats['drains'], stats['drain_kills'],
+              stats['handler_kills'], stats['claims'], len(handed), dups,
+              len(failed)))
+
+
+CASES = [
+    ('--retry-failed quarantines what it cannot parse, never deletes',
+     case_retry_failed_never_deletes),
+    ('--batch: one rule for a valid line, quarantined once, not re-sent',
+     case_batch_one_rule),
+    ('a directory named like a spool file blocks nothing',
+     case_directory_blocks_nothing),
+    ('status: any number of types', case_status_any_number_of_types),
+    ('--exec: event data stays in PODIO_PARAM_*',
+     case_exec_environment_namespace),
+    ('numeric options: digits only, range-checked, exit 2',
+     case_numbers_are_range_checked),
+    ('--type leaves hook.verify pending and visible in status',
+     case_type_filter_leaves_verify_visible),
+    ('root: commands become the spool owner', case_root_drops_to_owner),
+    ('root: symbolic links in the spool are never followed',
+     case_root_follows_no_symlink),
+    ('check: root leftovers, world-writable spool, file_mode',
+     case_check_reports_root_leftovers),
+    ('stress: writers, killed drains and handlers, a third party',
+     case_stress),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
+                                                  'podio-hook.cgi'))
+    ap.add_argument('--only', action='append', default=[])
+    ap.add_argument('--keep', action='store_true')
+    ap.add_argument('--list', action='store_true')
+    args = ap.parse_args()
+    if args.list:
+        for name, _ in CASES:
+            print(name)
+        return 0
+    binary = os.path.abspath(args.bin)
+    h = ds.Harness(binary)
+    h.tmp = tempfile.mkdtemp(prefix='podio-engine.')
+    os.chmod(h.tmp, 0o755)
+    passed = failed = skipped = 0
+    t0 = time.monotonic()
+    try:
+        for name, fn in CASES:
+            if args.only and not any(o in name for o in args.only):
+                continue
+            try:
+                fn(h)
+                passed += 1
+                print('ok - %s' % name)
+            except (Skip, ds.Skip) as e:
+                skipped += 1
+                print('skip - %s: %s' % (name, e))
+            except Failure as e:
+                failed += 1
+                print('FAIL - %s: %s' % (name, e))
+            except Exception as e:
+                failed += 1
+                tb = traceback.extract_tb(e.__traceback__)[-1]
+                print('FAIL - %s: %s: %s (line %d)'
+                      % (name, type(e).__name__, e, tb.lineno))
+            finally:
+                h.cleanup_case()
+            sys.stdout.flush()
+    finally:
+        h.cleanup_case()
+        for n in h.notes:
+            print('# ' + n)
+        print('# %.1f s' % (time.monotonic() - t0))
+        if failed == 0 and not args.keep:
+            shutil.rmtree(h.tmp, ignore_errors=True)
+        else:
+            print('# files kept in %s' % h.tmp)
+        if passed + failed == 0:
+            print('# no case ran')
+        print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+    return 1 if failed or passed + failed == 0 else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
