@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* Segments per writev when feeding a handler (IOV_MAX is 1024). */
+#define FEED_IOV_MAX 256
 
 static sigset_t chld;
 
@@ -73,33 +77,41 @@ static void exec_child(int in, const char *cmd, const char *const *clear,
 }
 
 /*
- * Feeds the segments to fd without blocking past the deadline.  Returns 0
- * when all was written or the reader went away (its exit status decides),
- * -1 on timeout.
+ * Feeds the segments to fd, many per writev, without blocking past the
+ * deadline.  Returns 0 when all was written or the reader went away (its
+ * exit status decides), -1 on timeout.
  */
 static int feed(int fd, const struct iovec *segs, size_t nseg,
 		long long deadline)
 {
-	for (size_t i = 0; i < nseg; i++) {
-		const char *p = segs[i].iov_base;
-		size_t left = segs[i].iov_len;
-		while (left > 0) {
-			ssize_t n = write(fd, p, left);
-			if (n > 0) {
-				p += n;
-				left -= (size_t)n;
-				continue;
-			}
-			if (n < 0 && errno == EPIPE)
-				return 0;
-			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				return 0;
+	struct iovec cur[FEED_IOV_MAX];
+	size_t i = 0;   /* next segment */
+	size_t done = 0; /* bytes of segs[i] already written */
+	while (i < nseg) {
+		int n = 0;
+		for (size_t k = i; k < nseg && n < FEED_IOV_MAX; k++, n++) {
+			size_t skip = k == i ? done : 0;
+			cur[n].iov_base = (char *)segs[k].iov_base + skip;
+			cur[n].iov_len = segs[k].iov_len - skip;
+		}
+		ssize_t w = writev(fd, cur, n);
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return 0; /* EPIPE and the like: the reader is gone */
+		if (w < 0) {
 			long long wait = deadline - now_ms();
 			if (wait <= 0)
 				return -1;
 			struct pollfd pfd = {fd, POLLOUT, 0};
 			poll(&pfd, 1, wait > 1000 ? 1000 : (int)wait);
+			continue;
 		}
+		size_t left = (size_t)w;
+		while (i < nseg && left >= segs[i].iov_len - done) {
+			left -= segs[i].iov_len - done;
+			done = 0;
+			i++;
+		}
+		done += left;
 	}
 	return 0;
 }

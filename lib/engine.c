@@ -739,8 +739,69 @@ static int one_file(struct engine *e, struct wfile *f)
 struct slot {
 	enum fate fate;
 	int offered; /* a representative that reached the handler */
-	char why[ENGINE_WHY_MAX];
+	char *why;   /* a prepare's reason (owned), or NULL */
 };
+
+static void free_batch(struct engine_event *evs, char **owned, size_t nev,
+		       struct slot *sl, size_t nsl)
+{
+	for (size_t k = 0; owned != NULL && k < nev; k++)
+		free(owned[k]);
+	for (size_t k = 0; sl != NULL && k < nsl; k++)
+		free(sl[k].why);
+	free(evs);
+	free(owned);
+	free(sl);
+}
+
+/*
+ * Offers all[from..to) to prepare and collects what goes into the batch
+ * (evs, owned, nev).  Returns the index of the first item not offered
+ * (to, or where a STOP or a failed quarantine ended it).
+ */
+static size_t gather(struct engine *e, struct item *all, size_t from,
+		     size_t to, struct engine_event *evs, char **owned,
+		     size_t *nev, struct slot *sl)
+{
+	char why[ENGINE_WHY_MAX];
+	size_t i = from;
+	for (; i < to && !engine_done(e); i++) {
+		struct item *it = &all[i];
+		struct slot *s = &sl[i - from];
+		s->fate = FATE_HOLD;
+		if (it->rep != i)
+			continue;
+		e->stats.offered++;
+		if (!it->valid) {
+			if (quarantine(e, it) != 0) {
+				it->f->broken = 1;
+				break;
+			}
+			s->fate = FATE_DONE;
+			continue;
+		}
+		why[0] = '\0';
+		enum engine_verdict v =
+		    make_event(e, all, i, &evs[*nev], &owned[*nev], why);
+		if (v != ENGINE_HANDLED) {
+			free(owned[*nev]);
+			owned[*nev] = NULL;
+		}
+		if (v == ENGINE_STOP) {
+			e->stats.offered--;
+			e->stats.stopped = !e->stats.broken;
+			break;
+		}
+		if (v == ENGINE_FAILED) {
+			s->fate = FATE_FAILED;
+			s->why = strdup(why);
+			continue;
+		}
+		s->offered = 1;
+		(*nev)++;
+	}
+	return i;
+}
 
 /*
  * Batch mode: all[from..to) are the items of one work file, handed over
@@ -755,60 +816,20 @@ static int batch_file(struct engine *e, struct item *all, size_t from,
 	char **owned = calloc(cap, sizeof *owned);
 	struct slot *sl = calloc(cap, sizeof *sl);
 	size_t nev = 0;
-	size_t i = from;
 	if (evs == NULL || owned == NULL || sl == NULL) {
-		free(evs);
-		free(owned);
-		free(sl);
+		free_batch(evs, owned, 0, sl, 0);
 		e->stats.broken = 1;
 		return -1;
 	}
-	for (; i < to && !engine_done(e); i++) {
-		struct item *it = &all[i];
-		struct slot *s = &sl[i - from];
-		s->fate = FATE_HOLD;
-		if (it->rep != i)
-			continue;
-		e->stats.offered++;
-		if (!it->valid) {
-			if (quarantine(e, it) != 0)
-				break;
-			s->fate = FATE_DONE;
-			continue;
-		}
-		enum engine_verdict v =
-		    make_event(e, all, i, &evs[nev], &owned[nev], s->why);
-		if (v == ENGINE_STOP) {
-			e->stats.offered--;
-			e->stats.stopped = !e->stats.broken;
-			free(owned[nev]);
-			owned[nev] = NULL;
-			break;
-		}
-		if (v == ENGINE_FAILED) {
-			s->fate = FATE_FAILED;
-			free(owned[nev]);
-			owned[nev] = NULL;
-			continue;
-		}
-		s->offered = 1;
-		nev++;
-	}
-	size_t end = i; /* items from end on were not offered: they wait */
-	if (end < to && !e->stats.stopped && !engine_done(e))
-		all[from].f->broken = 1; /* a quarantine failed */
+	/* Items from end on were not offered: they wait. */
+	size_t end = gather(e, all, from, to, evs, owned, &nev, sl);
 	enum engine_verdict v = ENGINE_HANDLED;
 	if (nev > 0)
 		v = e->h.batch(e->h.ctx, all[from].f->w.type, evs, nev, why);
-	for (size_t k = 0; k < nev; k++)
-		free(owned[k]);
-	free(evs);
-	free(owned);
-	int rc = 0;
 	if (v == ENGINE_STOP) {
 		e->stats.offered -= nev;
 		e->stats.stopped = !e->stats.broken;
-		free(sl);
+		free_batch(evs, owned, nev, sl, cap);
 		return -1;
 	}
 	if (nev > 0 && v == ENGINE_FAILED)
@@ -818,18 +839,20 @@ static int batch_file(struct engine *e, struct item *all, size_t from,
 	if (v == ENGINE_HANDLED)
 		e->stats.handled += nev;
 	/* Settle in file order, so that the offset only moves forward. */
+	int rc = 0;
 	for (size_t k = from; rc == 0 && k < end; k++) {
 		struct slot *s = &sl[k - from];
+		const char *reason = s->why != NULL ? s->why : "";
 		if (s->offered) {
 			s->fate = fate_of(v);
-			snprintf(s->why, sizeof s->why, "%s", why);
+			reason = why;
 		}
 		if (all[k].rep == k)
-			rc = settle_members(e, all, k, s->fate, s->why);
+			rc = settle_members(e, all, k, s->fate, reason);
 		if (rc == 0)
-			rc = settle(e, &all[k], s->fate, s->why);
+			rc = settle(e, &all[k], s->fate, reason);
 	}
-	free(sl);
+	free_batch(evs, owned, nev, sl, cap);
 	if (rc != 0)
 		e->stats.broken = 1;
 	return rc;
