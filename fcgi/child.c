@@ -85,7 +85,7 @@ static int feed(int fd, const struct iovec *segs, size_t nseg,
 		long long deadline)
 {
 	struct iovec cur[FEED_IOV_MAX];
-	size_t i = 0;   /* next segment */
+	size_t i = 0;	 /* next segment */
 	size_t done = 0; /* bytes of segs[i] already written */
 	while (i < nseg) {
 		int n = 0;

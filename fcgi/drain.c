@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "../lib/form.h"
 #include "../lib/log.h"
 #include "child.h"
+#include "follow.h"
 
 /* Print mode hands lines over in writes of about this size. */
 #define PRINT_CHUNK (256u * 1024u)
@@ -27,11 +29,14 @@
 #define DRAIN_TIMEOUT_DEFAULT  60
 #define DRAIN_TIMEOUT_MAX      86400 /* a handler that runs a day is hung */
 #define DRAIN_LIMIT_MAX	       1000000000000ULL
+#define DRAIN_RESCAN_DEFAULT   30
+#define DRAIN_RESCAN_MAX       86400
 
 static const char drain_usage[] =
     "usage: podio-hook drain [--type GLOB]... [--exec CMD | --batch CMD]\n"
     "         [--max-attempts N] [--timeout S] [--limit N] [--wait]\n"
-    "         [--retry-failed] [--config PATH] [-v]\n"
+    "         [--retry-failed] [--coalesce] [--follow [--rescan S]]\n"
+    "         [--config PATH] [-v]\n"
     "\n"
     "Claims the spool files and hands their events over, oldest first:\n"
     "printed to standard output, or given to CMD (through /bin/sh -c) on\n"
@@ -48,9 +53,15 @@ static const char drain_usage[] =
     "  --limit N         offer at most N events in this run\n"
     "  --wait            wait for a running drain instead of exiting\n"
     "  --retry-failed    offer the events in failed/ again\n"
+    "  --coalesce        hand repeated deliveries and the *.update events\n"
+    "                    of one object over once (the latest)\n"
+    "  --follow          keep running: hand events over as they arrive;\n"
+    "                    SIGTERM stops it after the handler in flight\n"
+    "  --rescan S        with --follow, offer failed events again every\n"
+    "                    S seconds (default 30)\n"
     "\n"
     "Exit 0 all handled, 1 some left for retry or failed, 2 usage or\n"
-    "config error.\n";
+    "config error, 3 stopped by Podio's rate limit.\n";
 
 struct drain {
 	struct app *a;
@@ -59,6 +70,8 @@ struct drain {
 	const char *exec_cmd;
 	const char *batch_cmd;
 	int timeout_s;
+	int follow;
+	unsigned rescan_s;
 	int verbose;
 	char *out; /* print mode: lines not yet written */
 	size_t out_len;
@@ -337,6 +350,7 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 	unsigned long long max_attempts = DRAIN_ATTEMPTS_DEFAULT;
 	unsigned long long timeout = DRAIN_TIMEOUT_DEFAULT;
 	unsigned long long limit = ENGINE_NO_LIMIT;
+	unsigned long long rescan = DRAIN_RESCAN_DEFAULT;
 	const struct cli_option opts[] = {
 	    {"--type", CLI_LIST, &types, 0, 0},
 	    {"--exec", CLI_STRING, &d->exec_cmd, 0, 0},
@@ -347,6 +361,9 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 	    {"--limit", CLI_NUMBER, &limit, 0, DRAIN_LIMIT_MAX},
 	    {"--wait", CLI_FLAG, &d->opt.wait, 0, 0},
 	    {"--retry-failed", CLI_FLAG, &d->opt.retry_failed, 0, 0},
+	    {"--coalesce", CLI_FLAG, &d->opt.coalesce, 0, 0},
+	    {"--follow", CLI_FLAG, &d->follow, 0, 0},
+	    {"--rescan", CLI_NUMBER, &rescan, 1, DRAIN_RESCAN_MAX},
 	    {NULL, CLI_FLAG, NULL, 0, 0},
 	};
 	const struct cli_command cmd = {"drain", drain_usage, opts, 0, 0};
@@ -375,6 +392,7 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 	d->opt.max_attempts = (unsigned)max_attempts;
 	d->opt.limit = limit;
 	d->timeout_s = (int)timeout;
+	d->rescan_s = (unsigned)rescan;
 	d->verbose = d->a->opt.verbose;
 	return 0;
 }
@@ -398,6 +416,28 @@ static int handler(struct drain *d, struct engine_handler *h)
 		h->commit_every = PRINT_COMMIT_EVERY;
 	}
 	return 0;
+}
+
+/* SIGTERM and SIGINT under --follow: stop between events. */
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* No SA_RESTART: the wait for spool changes returns at once. */
+static int install_stop(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGTERM, &sa, NULL) != 0 ||
+		       sigaction(SIGINT, &sa, NULL) != 0
+		   ? -1
+		   : 0;
 }
 
 /* 0 all handled, 1 some left for retry, failed or a problem, 3 stopped. */
@@ -435,6 +475,17 @@ int drain_main(struct app *a, int argc, char **argv)
 		return 1;
 	}
 	child_setup();
+	if (d.follow) {
+		/* A service waits out a cron drain rather than exit. */
+		d.opt.wait = 1;
+		d.opt.stop = &stopping;
+		if (install_stop() != 0) {
+			fprintf(stderr, "podio-hook: drain: sigaction: %s\n",
+				strerror(errno));
+			free(d.out);
+			return 1;
+		}
+	}
 	int locked = engine_open(&e, a->cfg.spool_dir, &d.opt, &h);
 	if (locked <= 0) {
 		if (locked == 0 && d.verbose)
@@ -443,7 +494,11 @@ int drain_main(struct app *a, int argc, char **argv)
 		free(d.out);
 		return locked == 0 ? 0 : 1;
 	}
-	engine_pass(&e);
+	int failed = 0;
+	if (d.follow)
+		failed = follow_run(&e, &stopping, d.rescan_s) != 0;
+	else
+		engine_pass(&e);
 	engine_close(&e);
 	free(d.out);
 	progress(&d, 0, 1);
@@ -455,5 +510,7 @@ int drain_main(struct app *a, int argc, char **argv)
 			s->handled, s->retried, s->dead, s->quarantined,
 			s->problems,
 			s->stopped ? "; stopped early (rate limit)" : "");
+	if (d.follow)
+		return failed || s->broken ? 1 : 0;
 	return exit_status(s);
 }

@@ -684,6 +684,8 @@ static int collect(struct engine *e, struct wfile *f, struct item **its,
 		   size_t *n, size_t *cap)
 {
 	for (size_t r = 0; r < f->st.n_retry && room(e, *n); r++) {
+		if (e->opt.new_only && f->st.retry[r].attempts > 0)
+			continue;
 		struct item it = item_at(f, f->st.retry[r].off);
 		it.attempts = f->st.retry[r].attempts;
 		it.retry = 1;
@@ -715,7 +717,8 @@ static int one_file(struct engine *e, struct wfile *f)
 	int rc = 0;
 	for (size_t r = 0; rc == 0 && r < nr && !f->broken; r++) {
 		ssize_t k = claim_state_find(&f->st, offs[r]);
-		if (engine_done(e) || k < 0)
+		if (engine_done(e) || k < 0 ||
+		    (e->opt.new_only && f->st.retry[k].attempts > 0))
 			continue;
 		struct item it = item_at(f, offs[r]);
 		it.attempts = f->st.retry[k].attempts;
@@ -759,9 +762,9 @@ static void free_batch(struct engine_event *evs, char **owned, size_t nev,
  * (evs, owned, nev).  Returns the index of the first item not offered
  * (to, or where a STOP or a failed quarantine ended it).
  */
-static size_t gather(struct engine *e, struct item *all, size_t from,
-		     size_t to, struct engine_event *evs, char **owned,
-		     size_t *nev, struct slot *sl)
+static size_t gather(struct engine *e, struct item *all, size_t from, size_t to,
+		     struct engine_event *evs, char **owned, size_t *nev,
+		     struct slot *sl)
 {
 	char why[ENGINE_WHY_MAX];
 	size_t i = from;

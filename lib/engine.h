@@ -100,6 +100,12 @@ struct engine_options {
 	int coalesce;	  /* see engine_plan in engine.c */
 	int wait;	  /* wait for the lock instead of giving up */
 	mode_t file_mode; /* of the files the engine creates */
+	/*
+	 * Offer no event that failed before (held ones still are): for
+	 * passes woken by new events, so that a failing handler is not run
+	 * again at every arrival.  May be changed between passes.
+	 */
+	int new_only;
 	/* Optional: when it becomes non-zero, the pass stops between events. */
 	const volatile sig_atomic_t *stop;
 };
