@@ -585,6 +585,229 @@ def case_stress(h):
               stats['handler_kills'], stats['claims'], len(handed), dups,
               len(failed)))
 
+# --------------------------------------------------------------------------
+# drain --follow
+
+class Follow:
+    """drain --follow in the background, as the spool's user."""
+
+    def __init__(self, h, sp, *args, ids=None, cmd=None):
+        self.h = h
+        self.log = open(os.path.join(sp.dir, 'follow.log'), 'wb')
+        argv = cmd or [h.bin, 'drain', '--follow'] + list(args)
+        self.proc = subprocess.Popen(
+            argv, env=sp.env(), stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=self.log, **harness.run_as(ids))
+        h.procs.append(self.proc)
+        self.path = os.path.join(sp.dir, 'follow.log')
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if b'following' in self.text():
+                return
+            check(self.proc.poll() is None, 'drain --follow exited %r: %r',
+                  self.proc.returncode, self.text())
+            time.sleep(0.02)
+        raise Failure('drain --follow did not start: %r' % self.text())
+
+    def text(self):
+        with open(self.path, 'rb') as f:
+            return f.read()
+
+    def stop(self, timeout=30):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return rc
+
+
+def post_now(h, sp, pairs):
+    """A CGI post that a following drain may claim at once: checks the
+    200 only."""
+    body = ds.form(pairs).encode()
+    env = sp.env(GATEWAY_INTERFACE='CGI/1.1', REQUEST_METHOD='POST',
+                 CONTENT_TYPE='application/x-www-form-urlencoded',
+                 CONTENT_LENGTH=str(len(body)), QUERY_STRING='',
+                 REMOTE_ADDR='127.0.0.1', SCRIPT_NAME='/hook')
+    r = subprocess.run([h.bin], input=body, env=env, capture_output=True,
+                       timeout=20)
+    check(r.stdout.startswith(b'Status: 200'), 'post answered %r',
+          r.stdout[:100])
+
+
+def params_of(data):
+    return [json.loads(l)['params'] for l in lines_of(data)]
+
+
+def wait_for(cond, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.01)
+    raise Failure('timed out waiting for ' + what)
+
+
+def stamp_handler(sp, out, starts, extra=''):
+    """--exec handler: notes when it started (ns), then appends stdin."""
+    return script(sp, 'stamp.sh',
+                  'date +%%s%%N >> %s\n%scat >> %s\n' % (starts, extra, out))
+
+
+def case_follow(h):
+    """Events posted to lighttpd one by one reach the handler without a
+    cron run, each once, in order; a cron drain meanwhile exits 0 at once
+    and hands over nothing."""
+    sp = Spool(h, 'follow')
+    server = ds.Lighttpd(h, sp)
+    ids = harness.run_ids()
+    server.start()
+    out = os.path.join(sp.dir, 'out')
+    starts = os.path.join(sp.dir, 'starts')
+    for p in (out, starts):
+        open(p, 'wb').close()
+        if ids is not None:
+            os.chown(p, ids[0], ids[1])
+    f = Follow(h, sp, '--exec', stamp_handler(sp, out, starts), ids=ids)
+    lat = []
+    for i in range(40):
+        t0 = time.time_ns()
+        code = subprocess.run(
+            ['curl', '-s', '-o', '/dev/null', '--max-time', '10', '-w',
+             '%{http_code}', '-d', 'type=item.create&item_id=%d&marker=m%02d'
+             % (i, i), server.url()], capture_output=True, text=True).stdout
+        t1 = time.time_ns()
+        eq(code, '200', 'post %d' % i)
+        wait_for(lambda: os.path.getsize(starts) > 0 and
+                 open(starts).read().count('\n') == i + 1,
+                 'event %d handed over' % i)
+        lat.append((int(open(starts).read().split()[-1]) - t1) / 1e6)
+        del t0
+        if i == 20:
+            r = sp.drain()
+            eq((r.returncode, r.stdout), (0, b''),
+               'a cron drain while following')
+    eq(f.stop(), 0, 'exit status after SIGTERM')
+    with open(out, 'rb') as o:
+        eq(markers_of(o.read()), ['m%02d' % i for i in range(40)],
+           'handed over once each, in order')
+    server.stop()
+    lat.sort()
+    h.note('follow: 2xx to handler start p50 %.1f ms, max %.1f ms (40 '
+           'events, test machine, not a benchmark)' % (lat[20], lat[-1]))
+
+
+def case_follow_sigterm_lets_the_handler_finish(h):
+    """SIGTERM while a handler runs: it finishes, progress is saved, exit
+    0; the next drain hands over nothing again."""
+    sp = Spool(h, 'follow-term')
+    out = os.path.join(sp.dir, 'out')
+    started = os.path.join(sp.dir, 'started')
+    handler = script(sp, 'slow.sh', 'touch %s\nsleep 1\ncat >> %s\n'
+                     % (started, out))
+    f = Follow(h, sp, '--exec', handler)
+    post_now(h, sp, [('type', 'item.create'), ('item_id', '1')])
+    wait_for(lambda: os.path.exists(started), 'the handler to start')
+    t0 = time.monotonic()
+    eq(f.stop(), 0, 'exit status')
+    check(time.monotonic() - t0 > 0.5, 'exited before the handler ended')
+    with open(out, 'rb') as o:
+        eq(params_of(o.read()), [{'type': 'item.create', 'item_id': '1'}],
+           'the handler in flight finished')
+    r = sp.drain()
+    eq((r.returncode, r.stdout), (0, b''), 'the next drain')
+    sp.expect_empty()
+
+
+def case_follow_failing_handler_waits_for_rescan(h):
+    """A failing event is not run again at each new arrival, only at the
+    full pass every --rescan seconds."""
+    sp = Spool(h, 'follow-rescan')
+    calls = os.path.join(sp.dir, 'calls')
+    handler = script(sp, 'f.sh', 'echo "$PODIO_PARAM_ITEM_ID" >> %s\n'
+                     'test "$PODIO_PARAM_ITEM_ID" != 1\n' % calls)
+    f = Follow(h, sp, '--exec', handler, '--rescan', '2',
+               '--max-attempts', '10')
+    post_now(h, sp, [('type', 'item.create'), ('item_id', '1')])
+    wait_for(lambda: os.path.exists(calls), 'the first call')
+    for i in range(2, 6):
+        post_now(h, sp, [('type', 'item.create'), ('item_id', str(i))])
+        wait_for(lambda: str(i) in open(calls).read().split(),
+                 'event %d' % i)
+    got = open(calls).read().split()
+    eq(got.count('1'), 1, 'attempts of the failing event before a rescan')
+    wait_for(lambda: open(calls).read().split().count('1') >= 2,
+             'the rescan to offer it again', timeout=6)
+    eq(f.stop(), 0, 'exit status')
+    c = sp.counts('item.create')
+    eq(c['in_progress'], 1, 'the failing event stays')
+
+
+def unit_fields(path):
+    """key -> value of a systemd unit's [Service] and [Unit] lines."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if '=' in line and not line.startswith(('#', ';', '[')):
+                k, v = line.split('=', 1)
+                out[k] = v
+    return out
+
+
+def case_follow_systemd_unit(h):
+    """systemd/podio-hook-drain.service: systemd-analyze verify finds
+    nothing, and its ExecStart, run as systemd would (its user,
+    KillSignal to the main process only: KillMode=mixed) hands events
+    over and stops within TimeoutStopSec with exit 0."""
+    src = os.path.join(REPO, 'systemd', 'podio-hook-drain.service')
+    u = unit_fields(src)
+    eq(u.get('KillMode'), 'mixed', 'KillMode')
+    eq(u.get('KillSignal'), 'SIGTERM', 'KillSignal')
+    check(int(u['TimeoutStopSec']) > 60, 'TimeoutStopSec %s is not above '
+          'the handler --timeout', u['TimeoutStopSec'])
+    argv = u['ExecStart'].split()
+    eq(argv[:2], ['/usr/local/bin/podio-hook', '--config'], 'ExecStart')
+    check('--follow' in argv, 'ExecStart without --follow')
+    sp = Spool(h, 'follow-unit')
+    ids = give_to_run_user(sp) if os.geteuid() == 0 else None
+    out = os.path.join(sp.dir, 'out')
+    open(out, 'wb').close()
+    if ids is not None:
+        os.chown(out, ids[0], ids[1])
+    handler = script(sp, 'on-event', 'cat >> %s\n' % out)
+    sub = {'/usr/local/bin/podio-hook': h.bin, '/etc/podio-hook.ini': sp.ini,
+           '/usr/local/lib/podio-hook/on-event': handler}
+    cmd = [sub.get(a, a) for a in argv]
+    if shutil.which('systemd-analyze'):
+        unit = os.path.join(sp.dir, 'podio-hook-drain.service')
+        with open(src) as f:
+            text = f.read()
+        for k, v in sub.items():
+            text = text.replace(k, v)
+        user = harness.RUN_USER if ids is not None else 'root'
+        text = text.replace('User=podio-hook', 'User=' + user)
+        text = text.replace('Group=podio-hook', 'Group=' + user)
+        with open(unit, 'w') as f:
+            f.write(text)
+        r = subprocess.run(['systemd-analyze', 'verify', '--man=no', unit],
+                           capture_output=True, text=True, timeout=60)
+        eq((r.returncode, r.stdout + r.stderr), (0, ''),
+           'systemd-analyze verify')
+    if ids is not None:
+        os.chown(sp.ini, ids[0], ids[1])
+    f = Follow(h, sp, ids=ids, cmd=cmd)
+    line = make_line('u1', 'item.create', {'item_id': '1'})
+    tmp = sp.path('.incoming')
+    with open(tmp, 'wb') as o:
+        o.write(line)
+    if ids is not None:
+        os.chown(tmp, ids[0], ids[1])
+    os.rename(tmp, sp.path('item.create.jsonl'))
+    wait_for(lambda: os.path.getsize(out) > 0, 'the event handed over')
+    eq(f.stop(timeout=int(u['TimeoutStopSec'])), 0, 'exit status')
+    with open(out, 'rb') as o:
+        eq(o.read(), line, 'handed over')
+
 
 CASES = [
     ('--retry-failed quarantines what it cannot parse, never deletes',
@@ -607,6 +830,14 @@ CASES = [
      case_check_reports_root_leftovers),
     ('stress: writers, killed drains and handlers, a third party',
      case_stress),
+    ('--follow: events handed over as they arrive; cron drain stays quiet',
+     case_follow),
+    ('--follow: SIGTERM lets the handler in flight finish',
+     case_follow_sigterm_lets_the_handler_finish),
+    ('--follow: a failing event waits for the rescan',
+     case_follow_failing_handler_waits_for_rescan),
+    ('--follow: the systemd unit, verified and run as systemd would',
+     case_follow_systemd_unit),
 ]
 
 
