@@ -808,6 +808,56 @@ def case_follow_systemd_unit(h):
     with open(out, 'rb') as o:
         eq(o.read(), line, 'handed over')
 
+# --------------------------------------------------------------------------
+# drain --coalesce
+
+def case_coalesce(h):
+    """100 item.update of 10 items and repeated deliveries: each item
+    handed over once, the latest at its own place, with "coalesced"
+    naming the others in spool order; a failing group is retried whole;
+    without --coalesce every event is handed over."""
+    sp = Spool(h, 'coalesce')
+    lines = []
+    for i in range(100):
+        lines.append(make_line('u%03d' % i, 'item.update',
+                               {'item_id': str(i % 10),
+                                'item_revision_id': str(i)}))
+    rep = make_line('r1', 'item.create', {'item_id': '77'})
+    other = make_line('r2', 'item.create', {'item_id': '78'})
+    sp.write('item.update.jsonl', b''.join(lines))
+    sp.write('item.create.jsonl', rep + other + rep.replace(b'"r1"',
+                                                            b'"r3"'))
+    calls, handler = recorder(sp)
+    r = sp.drain('--coalesce', '--exec',
+                 handler + '; test "$PODIO_PARAM_ITEM_ID" != 3')
+    eq(r.returncode, 1, 'exit status (one group failed)')
+    got = read_calls(calls)
+    updates = [json.loads(x[0]) for x in got if b'item.update' in x[0]]
+    eq([u['id'] for u in updates], ['u%03d' % i for i in range(90, 100)],
+       'the latest of each item, in spool order')
+    for u in updates:
+        k = int(u['params']['item_id'])
+        eq(u['coalesced'], ['u%03d' % i for i in range(k, 90, 10)],
+           'coalesced ids of item %d' % k)
+        eq(list(u)[-1], 'coalesced', 'coalesced is the last key')
+    creates = [json.loads(x[0]) for x in got if b'item.create' in x[0]]
+    eq([(c['id'], c.get('coalesced')) for c in creates],
+       [('r2', None), ('r3', ['r1'])], 'repeated delivery')
+    # Handed bytes: the spooled line with the key added, nothing else.
+    eq([x[0] for x in got if b'"r3"' in x[0]][0],
+       rep.replace(b'"r1"', b'"r3"')[:-2] + b',"coalesced":["r1"]}\n',
+       'the handed line')
+    c = sp.counts('item.update', want_exit=0)
+    eq(c['in_progress'], 10, 'the failed group (10 events) kept')
+    shutil.rmtree(calls)
+    calls, handler = recorder(sp)
+    r = sp.drain('--exec', handler)
+    eq(r.returncode, 0, 'second drain without --coalesce')
+    again = sorted(json.loads(x[0])['id'] for x in read_calls(calls))
+    eq(again, ['u%03d' % i for i in range(3, 100, 10)],
+       'the failed group offered again, each event')
+    sp.expect_empty()
+
 
 CASES = [
     ('--retry-failed quarantines what it cannot parse, never deletes',
@@ -830,6 +880,8 @@ CASES = [
      case_check_reports_root_leftovers),
     ('stress: writers, killed drains and handlers, a third party',
      case_stress),
+    ('--coalesce: updates of one object and repeats handed over once',
+     case_coalesce),
     ('--follow: events handed over as they arrive; cron drain stays quiet',
      case_follow),
     ('--follow: SIGTERM lets the handler in flight finish',
