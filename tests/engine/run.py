@@ -858,6 +858,70 @@ def case_coalesce(h):
        'the failed group offered again, each event')
     sp.expect_empty()
 
+# --------------------------------------------------------------------------
+# status --prometheus
+
+def case_status_prometheus(h):
+    """status --prometheus: every figure per type with HELP and TYPE,
+    valid for promtool, 0 age when nothing is pending, last received from
+    the files' mtime; exit 0 even with failed events; 2 without a spool."""
+    sp = Spool(h, 'prometheus')
+    sp.write('item.create.jsonl', make_line('a', 'item.create', {}, ds.OLD) +
+             make_line('b', 'item.create', {}))
+    os.utime(sp.path('item.create.jsonl'), (1700000000, 1700000000))
+    work = 'task.create.jsonl.claim-0000000000000001'
+    sp.write(work, make_line('c', 'task.create', {}) * 3)
+    sp.write(work + '.state', b'offset 0\n')
+    os.utime(sp.path(work), (1800000000.5, 1800000000.5))
+    os.mkdir(sp.path('failed'))
+    os.mkdir(sp.path('bad'))
+    sp.write('failed/task.create.jsonl', make_line('d', 'task.create', {}))
+    sp.write('bad/item.create.jsonl', b'junk\n' * 2)
+    r = sp.run(['status', '--prometheus'])
+    eq(r.returncode, 0, 'exit status')
+    text = r.stdout.decode()
+    names = ['podio_hook_pending', 'podio_hook_oldest_pending_age_seconds',
+             'podio_hook_in_progress', 'podio_hook_failed',
+             'podio_hook_quarantined',
+             'podio_hook_last_received_timestamp_seconds']
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith('#'):
+            continue
+        k, v = line.rsplit(' ', 1)
+        samples[k] = float(v)
+    for n in names:
+        check('# HELP %s ' % n in text and '# TYPE %s gauge\n' % n in text,
+              'HELP/TYPE of %s', n)
+    want = {
+        'podio_hook_pending{type="item.create"}': 2,
+        'podio_hook_pending{type="task.create"}': 0,
+        'podio_hook_in_progress{type="task.create"}': 3,
+        'podio_hook_failed{type="task.create"}': 1,
+        'podio_hook_quarantined{type="item.create"}': 2,
+        'podio_hook_oldest_pending_age_seconds{type="task.create"}': 0,
+        'podio_hook_last_received_timestamp_seconds{type="item.create"}':
+            1700000000,
+        'podio_hook_last_received_timestamp_seconds{type="task.create"}':
+            1800000000.5,
+    }
+    for k, v in want.items():
+        eq(samples.get(k), v, k)
+    check(samples['podio_hook_oldest_pending_age_seconds{type="item.create"}']
+          > 365 * 86400, 'age of a 2020 event')
+    saved = r.stdout
+    shutil.rmtree(sp.spool)
+    r = sp.run(['status', '--prometheus'])
+    eq((r.returncode, r.stdout), (2, b''), 'exit status without a spool')
+    if shutil.which('promtool'):
+        p = subprocess.run(['promtool', 'check', 'metrics'], input=saved,
+                           capture_output=True, timeout=60)
+        eq((p.returncode, p.stdout + p.stderr), (0, b''),
+           'promtool check metrics')
+    else:
+        raise Skip('promtool (Debian package prometheus) is not installed; '
+                   'the format was checked by this test only')
+
 
 CASES = [
     ('--retry-failed quarantines what it cannot parse, never deletes',
@@ -867,6 +931,8 @@ CASES = [
     ('a directory named like a spool file blocks nothing',
      case_directory_blocks_nothing),
     ('status: any number of types', case_status_any_number_of_types),
+    ('status --prometheus: figures, format (promtool), exit status',
+     case_status_prometheus),
     ('--exec: event data stays in PODIO_PARAM_*',
      case_exec_environment_namespace),
     ('numeric options: digits only, range-checked, exit 2',
