@@ -509,19 +509,29 @@ static long long http_date(const char *s)
 	return (long long)timegm(&tm);
 }
 
-/* "... wait 3600 seconds ..." in Podio's error_description, or -1. */
-static long long wait_in_description(const char *body, size_t len)
+/* "... wait 3600 seconds ..." in text, or -1. */
+static long long wait_in(const char *text)
 {
-	json_t *j = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
-	const char *d = jstr(j, "error_description");
-	const char *w = strstr(d, "wait ");
-	long long v = -1;
-	if (w != NULL) {
+	const char *w = text;
+	while ((w = strstr(w, "wait ")) != NULL) {
 		w += 5;
 		size_t n = strspn(w, "0123456789");
 		if (n > 0 && strncmp(w + n, " second", 7) == 0)
-			v = digits(w, n, PODIO_RATE_WAIT_MAX);
+			return digits(w, n, PODIO_RATE_WAIT_MAX);
 	}
+	return -1;
+}
+
+/* The wait in Podio's error_description, or in the text itself. */
+static long long wait_in_answer(const char *body, size_t len)
+{
+	if (body == NULL)
+		return -1;
+	json_t *j = json_loadb(body, len, 0, NULL);
+	long long v =
+	    json_is_object(j) ? wait_in(jstr(j, "error_description")) : -1;
+	if (!json_is_object(j) && strlen(body) == len)
+		v = wait_in(body);
 	json_decref(j);
 	return v;
 }
@@ -547,5 +557,5 @@ long long podio_rate_reset(const struct http_rate *rate, const char *body,
 		if (v >= 0)
 			return v;
 	}
-	return wait_in_description(body, body_len);
+	return wait_in_answer(body, body_len);
 }

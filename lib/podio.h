@@ -108,8 +108,9 @@ int podio_rate_limited(long status);
  * Seconds until a rate limit lifts, from the answer of a rate-limited
  * call: Retry-After (seconds, or an HTTP date), else X-Rate-Limit-Reset (a
  * number of seconds, or a Unix time when it is that large), else the
- * "wait N seconds" of Podio's error_description in body.  -1 when nothing
- * says.  now is the current Unix time.
+ * "wait N seconds" of Podio's error_description in body (the answer's
+ * JSON, or any NUL-free text such as p->err; may be NULL).  -1 when
+ * nothing says.  now is the current Unix time.
  */
 long long podio_rate_reset(const struct http_rate *rate, const char *body,
 			   size_t body_len, long long now);
