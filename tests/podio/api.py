@@ -364,6 +364,49 @@ def t_no_creds(env):
     eq(env.fake.requests(), [], "requests at the fake")
 
 
+def readme_handler():
+    """The sh block of the README's "Calling the Podio API from a
+    handler"."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("## Calling the Podio API from a handler", 1)[1]
+    m = re.search(r"```sh\n(.*?)```", section, re.S)
+    check(m is not None, "no sh block in the README's section")
+    return m.group(1)
+
+
+@case("the README's handler, run by drain --exec on a spooled item.create, "
+      "reads the item and updates it through podio-hook api")
+def t_readme_handler(env):
+    script = os.path.join(env.dir, "on-item.sh")
+    with open(script, "w") as f:
+        f.write(readme_handler())
+    os.chmod(script, 0o755)
+    bindir = os.path.join(env.dir, "bin")
+    os.mkdir(bindir)
+    os.symlink(env.binary, os.path.join(bindir, "podio-hook"))
+    P.check_ok(env.cgi("type=item.create&item_id=1&hook_id=9"))
+    penv = {"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
+            "PODIO_HOOK_CONFIG": env.ini}
+    p = subprocess.run(["podio-hook", "drain", "--exec", script], env=penv,
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
+    P.record_stderr("drain --exec README handler", p.stderr)
+    check(p.returncode == 0, "drain: exit %s, stderr %r"
+          % (p.returncode, p.stderr))
+    check(b"item 1: Quarterly report" in p.stderr,
+          "the handler's line is missing: %r" % p.stderr)
+    log = env.fake.requests()
+    P.check_sequence(log, [("POST", "/oauth/token", 200),
+                           ("GET", "/item/1", 200),
+                           ("PUT", "/item/1", 200)])
+    eq(json.loads(log[2]["body"]), {"fields": {"status": "seen"}},
+       "PUT body")
+    r = env.api("GET", "/item/1")
+    eq(json.loads(r.out)["revision"], ITEM_1["revision"] + 1,
+       "the item's revision after the handler")
+
+
 def no_secret_in_stderr():
     leaks = []
     for case_name, what, text in P.STDERRS:
