@@ -773,6 +773,7 @@ static void hook_names_are_letters_digits_dash_underscore(void **state)
 		   "890123]\nref_type=app\nref_id=1\ntype=item.create\n"
 		   "url=https://e.org/h\n");
 	assert_int_equal(strlen(t->c.hooks[0].name), CONFIG_HOOK_NAME_MAX);
+	config_free(&t->c);
 	/* "[hooks]" is not a hook section. */
 	const char *err = load_fails(t, "[spool]\ndir=/x\n[hooks]\n");
 	expect_located(t, err, 3, "hooks", NULL);
