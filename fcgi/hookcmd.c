@@ -1,9 +1,13 @@
 #include "hookcmd.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/event.h"
+#include "../lib/num.h"
+#include "apicmd.h"
 
 static const char hook_usage[] =
     "usage: podio-hook hook create REF_TYPE REF_ID TYPE URL\n"
@@ -11,13 +15,24 @@ static const char hook_usage[] =
     "       podio-hook hook delete HOOK_ID\n"
     "       podio-hook hook verify HOOK_ID\n"
     "       podio-hook hook validate HOOK_ID CODE\n"
+    "       podio-hook hook sync [--dry-run] [--prune] [--json]\n"
     "\n"
     "Manages Podio hooks with the credentials in [podio].  REF_TYPE is\n"
     "app, app_field or space.  create registers a hook and requests its\n"
     "verification (Podio then posts hook.verify to URL, which the\n"
     "receiver validates); verify requests verification again; validate\n"
     "sends a code from a spooled hook.verify event.\n"
-    "Exit 0 done, 1 the Podio API failed, 2 usage or config error.\n";
+    "\n"
+    "sync makes the hooks declared in [hook NAME] sections exist and\n"
+    "active: it lists each declared ref, creates missing hooks and\n"
+    "requests verification for those not active.  --prune also deletes\n"
+    "hooks on those refs whose url is a declared url but which no section\n"
+    "declares; --dry-run only lists (nothing is changed); --json prints an\n"
+    "array instead of the lines NAME HOOK_ID STATUS ACTION.\n"
+    "\n"
+    "Exit 0 done (sync: every declared hook active), 1 the Podio API\n"
+    "failed (sync: or some hook not active yet), 2 usage or config error,\n"
+    "3 (sync) Podio's rate limit: stopped at once.\n";
 
 static int usage_error(const char *what)
 {
@@ -167,6 +182,421 @@ static int cmd_hook_id(struct app *a, const char *cmd, char **argv, int argc)
 	return 0;
 }
 
+/* ---- hook sync (SPEC section 12) ------------------------------------- */
+
+/* What sync did, or would do, to one hook. */
+enum sync_action {
+	ACT_OK,
+	ACT_CREATED,
+	ACT_VERIFY_REQUESTED,
+	ACT_DELETED,
+	ACT_WOULD_CREATE,
+	ACT_WOULD_VERIFY,
+	ACT_WOULD_DELETE,
+	ACT_FAILED, /* the API refused; the reason is on standard error */
+};
+
+static const char *const action_names[] = {
+    [ACT_OK] = "ok",
+    [ACT_CREATED] = "created",
+    [ACT_VERIFY_REQUESTED] = "verify-requested",
+    [ACT_DELETED] = "deleted",
+    [ACT_WOULD_CREATE] = "would-create",
+    [ACT_WOULD_VERIFY] = "would-verify",
+    [ACT_WOULD_DELETE] = "would-delete",
+    [ACT_FAILED] = "failed",
+};
+
+/* One declared ref and the hooks Podio lists on it. */
+struct sync_ref {
+	const char *ref_type;
+	const char *ref_id;
+	json_t *listed; /* the array; NULL when listing failed */
+	char *claimed;	/* per listed hook: a section matched it */
+};
+
+struct sync {
+	struct app *a;
+	int dry_run;
+	int prune;
+	json_t *report; /* --json: the array printed at the end, else NULL */
+	struct sync_ref *refs;
+	size_t n_refs;
+	int not_active; /* some declared hook is not active */
+	int failed;	/* some API call failed */
+	int stopped;	/* the rate limit: nothing more is sent */
+};
+
+/* One line (or --json object) about a hook; NULL/-1: unknown. */
+struct sync_line {
+	const char *name;
+	long long hook_id;
+	const char *status;
+	enum sync_action action;
+	const char *ref_type;
+	const char *ref_id;
+	const char *type;
+	const char *url;
+};
+
+/* A value from Podio on a line of words: printable, no blank. */
+static void word(char *out, size_t n, const char *s)
+{
+	size_t k = 0;
+	for (; s != NULL && *s != '\0' && k + 1 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		out[k++] = c > ' ' && c < 0x7f ? (char)c : '?';
+	}
+	if (k == 0 && n > 1)
+		out[k++] = '-';
+	out[k] = '\0';
+}
+
+static int emit(struct sync *s, const struct sync_line *l)
+{
+	if (s->report != NULL) {
+		unsigned long long ref = 0;
+		num_parse(l->ref_id, 0, INT64_MAX, &ref);
+		json_t *o = json_pack(
+		    "{s:s?, s:o, s:s?, s:s, s:s, s:I, s:s, s:s}", "name",
+		    l->name, "hook_id",
+		    l->hook_id > 0 ? json_integer(l->hook_id) : json_null(),
+		    "status", l->status, "action", action_names[l->action],
+		    "ref_type", l->ref_type, "ref_id", (json_int_t)ref, "type",
+		    l->type, "url", l->url);
+		if (o == NULL || json_array_append_new(s->report, o) != 0) {
+			fprintf(stderr, "podio-hook: hook sync: out of "
+					"memory\n");
+			return -1;
+		}
+		return 0;
+	}
+	char status[64];
+	char id[24] = "-";
+	word(status, sizeof status, l->status);
+	if (l->hook_id > 0)
+		snprintf(id, sizeof id, "%lld", l->hook_id);
+	printf("%s %s %s %s\n", l->name != NULL ? l->name : "-", id, status,
+	       action_names[l->action]);
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* The id of a listed hook (a number, or digits), or -1. */
+static long long listed_id(const json_t *h)
+{
+	const json_t *v = json_object_get(h, "hook_id");
+	unsigned long long n;
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+	if (json_is_string(v) &&
+	    num_parse(json_string_value(v), 1, INT64_MAX, &n) == NUM_OK)
+		return (long long)n;
+	return -1;
+}
+
+static const char *listed_str(const json_t *h, const char *key)
+{
+	return json_string_value(json_object_get(h, key));
+}
+
+static int is_active(const char *status)
+{
+	return status != NULL && strcmp(status, "active") == 0;
+}
+
+/*
+ * A failed call: a rate limit stops the sync (returns -1), anything else
+ * is reported and the sync goes on (returns 0).
+ */
+static int call_failed(struct sync *s, const char *what)
+{
+	struct podio *p = &s->a->podio;
+	if (podio_rate_limited(p->status)) {
+		api_report_rate_limit("hook sync", p, p->err, strlen(p->err));
+		s->stopped = 1;
+		return -1;
+	}
+	fprintf(stderr, "podio-hook: hook sync: %s: %s\n", what, p->err);
+	s->failed = 1;
+	return 0;
+}
+
+static struct sync_ref *ref_of(struct sync *s, const struct hook_conf *h)
+{
+	for (size_t i = 0; i < s->n_refs; i++) {
+		if (strcmp(s->refs[i].ref_type, h->ref_type) == 0 &&
+		    strcmp(s->refs[i].ref_id, h->ref_id) == 0)
+			return &s->refs[i];
+	}
+	return NULL;
+}
+
+/* The declared refs, each once, in the order the config names them. */
+static int collect_refs(struct sync *s)
+{
+	const struct config *c = &s->a->cfg;
+	s->refs = calloc(c->n_hooks, sizeof *s->refs);
+	if (s->refs == NULL)
+		return -1;
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		if (ref_of(s, &c->hooks[i]) != NULL)
+			continue;
+		s->refs[s->n_refs].ref_type = c->hooks[i].ref_type;
+		s->refs[s->n_refs].ref_id = c->hooks[i].ref_id;
+		s->n_refs++;
+	}
+	return 0;
+}
+
+/* GET /hook/{ref_type}/{ref_id}/ for every ref; -1 when stopped. */
+static int list_refs(struct sync *s)
+{
+	char path[128];
+	char what[128];
+	for (size_t i = 0; i < s->n_refs; i++) {
+		struct sync_ref *r = &s->refs[i];
+		json_t *list = NULL;
+		snprintf(path, sizeof path, "/hook/%s/%s/", r->ref_type,
+			 r->ref_id);
+		podio_begin(&s->a->podio, s->a->cfg.podio.timeout);
+		if (podio_call(&s->a->podio, "GET", path, NULL, &list) != 0) {
+			snprintf(what, sizeof what, "listing hooks on %s %s",
+				 r->ref_type, r->ref_id);
+			if (call_failed(s, what) != 0)
+				return -1;
+			continue;
+		}
+		if (!json_is_array(list)) {
+			fprintf(stderr,
+				"podio-hook: hook sync: listing hooks on %s "
+				"%s: the answer is not a JSON array\n",
+				r->ref_type, r->ref_id);
+			json_decref(list);
+			s->failed = 1;
+			continue;
+		}
+		r->claimed = calloc(json_array_size(list) + 1, 1);
+		if (r->claimed == NULL) {
+			json_decref(list);
+			return -1;
+		}
+		r->listed = list;
+	}
+	return 0;
+}
+
+/*
+ * The listed hook that section h declares: same type and url, not claimed
+ * by another section; an active one first.  Returns its index, or -1.
+ */
+static long match(const struct sync_ref *r, const struct hook_conf *h)
+{
+	long found = -1;
+	size_t i;
+	json_t *l;
+	json_array_foreach(r->listed, i, l)
+	{
+		const char *type = listed_str(l, "type");
+		const char *url = listed_str(l, "url");
+		if (r->claimed[i] || type == NULL || url == NULL ||
+		    strcmp(type, h->type) != 0 || strcmp(url, h->url) != 0 ||
+		    listed_id(l) < 0)
+			continue;
+		if (found < 0 || is_active(listed_str(l, "status")))
+			found = (long)i;
+		if (is_active(listed_str(l, "status")))
+			break;
+	}
+	return found;
+}
+
+/* Creates h's hook and requests its verification; -1 when stopped. */
+static int create_one(struct sync *s, const struct hook_conf *h,
+		      struct sync_line *l)
+{
+	char path[128];
+	char id[24];
+	char what[128];
+	json_t *answer = NULL;
+	snprintf(path, sizeof path, "/hook/%s/%s/", h->ref_type, h->ref_id);
+	json_t *body = json_pack("{s:s, s:s}", "url", h->url, "type", h->type);
+	if (body == NULL)
+		return -1;
+	podio_begin(&s->a->podio, s->a->cfg.podio.timeout);
+	int rc = podio_call(&s->a->podio, "POST", path, body, &answer);
+	json_decref(body);
+	l->hook_id = rc == 0 ? listed_id(answer) : -1;
+	json_decref(answer);
+	if (rc != 0 || l->hook_id < 0) {
+		l->action = ACT_FAILED;
+		snprintf(what, sizeof what, "%s: creating it", h->name);
+		if (rc != 0)
+			return call_failed(s, what) != 0 ? -1 : emit(s, l);
+		fprintf(stderr,
+			"podio-hook: hook sync: %s: answer without "
+			"hook_id\n",
+			what);
+		s->failed = 1;
+		return emit(s, l);
+	}
+	/* Podio creates a hook inactive, until it is verified. */
+	l->status = "inactive";
+	l->action = ACT_CREATED;
+	snprintf(id, sizeof id, "%lld", l->hook_id);
+	podio_begin(&s->a->podio, s->a->cfg.podio.timeout);
+	if (request_verification(s->a, id) == 0)
+		return emit(s, l);
+	int emitted = emit(s, l);
+	snprintf(what, sizeof what, "%s: requesting verification of hook %s",
+		 h->name, id);
+	return call_failed(s, what) != 0 || emitted != 0 ? -1 : 0;
+}
+
+/* Brings one declared hook about; -1 when the sync stops. */
+static int sync_one(struct sync *s, const struct hook_conf *h)
+{
+	char id[24];
+	char what[128];
+	struct sync_ref *r = ref_of(s, h);
+	struct sync_line l = {h->name,	   -1,	      NULL,    ACT_FAILED,
+			      h->ref_type, h->ref_id, h->type, h->url};
+	if (r->listed == NULL) { /* said on standard error already */
+		s->not_active = 1;
+		return emit(s, &l);
+	}
+	long i = match(r, h);
+	if (i < 0) {
+		s->not_active = 1;
+		if (!s->dry_run)
+			return create_one(s, h, &l);
+		l.action = ACT_WOULD_CREATE;
+		return emit(s, &l);
+	}
+	const json_t *listed = json_array_get(r->listed, (size_t)i);
+	r->claimed[i] = 1;
+	l.hook_id = listed_id(listed);
+	l.status = listed_str(listed, "status");
+	if (is_active(l.status)) {
+		l.action = ACT_OK;
+		return emit(s, &l);
+	}
+	s->not_active = 1;
+	if (s->dry_run) {
+		l.action = ACT_WOULD_VERIFY;
+		return emit(s, &l);
+	}
+	snprintf(id, sizeof id, "%lld", l.hook_id);
+	podio_begin(&s->a->podio, s->a->cfg.podio.timeout);
+	if (request_verification(s->a, id) == 0) {
+		l.action = ACT_VERIFY_REQUESTED;
+		return emit(s, &l);
+	}
+	snprintf(what, sizeof what, "%s: requesting verification of hook %s",
+		 h->name, id);
+	if (call_failed(s, what) != 0)
+		return -1;
+	return emit(s, &l);
+}
+
+static int url_declared(const struct config *c, const char *url)
+{
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		if (url != NULL && strcmp(c->hooks[i].url, url) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* --prune on one ref; -1 when the sync stops. */
+static int prune_ref(struct sync *s, struct sync_ref *r)
+{
+	char path[64];
+	char what[128];
+	size_t i;
+	json_t *h;
+	json_array_foreach(r->listed, i, h)
+	{
+		struct sync_line l = {NULL,
+				      listed_id(h),
+				      listed_str(h, "status"),
+				      ACT_WOULD_DELETE,
+				      r->ref_type,
+				      r->ref_id,
+				      listed_str(h, "type"),
+				      listed_str(h, "url")};
+		if (r->claimed[i] || l.hook_id < 0 ||
+		    !url_declared(&s->a->cfg, l.url))
+			continue;
+		if (!s->dry_run) {
+			snprintf(path, sizeof path, "/hook/%lld", l.hook_id);
+			podio_begin(&s->a->podio, s->a->cfg.podio.timeout);
+			l.action = ACT_DELETED;
+			if (podio_call(&s->a->podio, "DELETE", path, NULL,
+				       NULL) != 0) {
+				l.action = ACT_FAILED;
+				snprintf(what, sizeof what,
+					 "deleting hook %lld on %s %s",
+					 l.hook_id, r->ref_type, r->ref_id);
+				if (call_failed(s, what) != 0)
+					return -1;
+			}
+		}
+		if (emit(s, &l) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int sync_run(struct sync *s)
+{
+	const struct config *c = &s->a->cfg;
+	if (collect_refs(s) != 0 || list_refs(s) != 0)
+		return -1;
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		if (sync_one(s, &c->hooks[i]) != 0)
+			return -1;
+	}
+	for (size_t i = 0; s->prune && i < s->n_refs; i++) {
+		if (s->refs[i].listed != NULL && prune_ref(s, &s->refs[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int cmd_sync(struct app *a, int dry_run, int prune, int json)
+{
+	struct sync s = {a, dry_run, prune, NULL, NULL, 0, 0, 0, 0};
+	if (a->cfg.n_hooks == 0) {
+		fprintf(stderr,
+			"podio-hook: hook sync: no [hook NAME] section in %s\n",
+			a->cfg.path);
+		return 2;
+	}
+	if (json && (s.report = json_array()) == NULL)
+		return 1;
+	int rc = sync_run(&s);
+	if (rc != 0 && !s.stopped) {
+		fprintf(stderr, "podio-hook: hook sync: out of memory or "
+				"standard output closed\n");
+		s.failed = 1;
+	}
+	if (s.report != NULL) {
+		/* What was done, also when the rate limit stopped it. */
+		if (json_dumpf(s.report, stdout, JSON_COMPACT) != 0 ||
+		    putchar('\n') == EOF || fflush(stdout) != 0)
+			s.failed = 1;
+		json_decref(s.report);
+	}
+	for (size_t i = 0; i < s.n_refs; i++) {
+		json_decref(s.refs[i].listed);
+		free(s.refs[i].claimed);
+	}
+	free(s.refs);
+	if (s.stopped)
+		return 3;
+	return s.failed || s.not_active ? 1 : 0;
+}
+
 static int need_credentials(struct app *a)
 {
 	if (app_load(a) != 0)
@@ -188,17 +618,22 @@ static const struct {
 	const char *name;
 	int nargs;
 } subcommands[] = {
-    {"create", 4}, {"list", 2}, {"delete", 1}, {"verify", 1}, {"validate", 2},
+    {"create", 4}, {"list", 2},	    {"delete", 1},
+    {"verify", 1}, {"validate", 2}, {"sync", 0},
 };
 
 int hookcmd_main(struct app *a, int argc, char **argv)
 {
 	int json = 0;
+	int dry_run = 0;
+	int prune = 0;
 	char *args[HOOK_WORDS_MAX];
 	int nargs;
 	size_t i = 0;
 	const struct cli_option opts[] = {
 	    {"--json", CLI_FLAG, &json, 0, 0},
+	    {"--dry-run", CLI_FLAG, &dry_run, 0, 0},
+	    {"--prune", CLI_FLAG, &prune, 0, 0},
 	    {NULL, CLI_FLAG, NULL, 0, 0},
 	};
 	const struct cli_command cmd = {"hook", hook_usage, opts, 1,
@@ -218,11 +653,19 @@ int hookcmd_main(struct app *a, int argc, char **argv)
 					? "missing arguments for"
 					: "too many arguments for",
 				    sub);
-	if (json && strcmp(sub, "list") != 0)
-		return usage_error2("--json applies to list, not", sub);
+	int sync = strcmp(sub, "sync") == 0;
+	if (json && strcmp(sub, "list") != 0 && !sync)
+		return usage_error2("--json applies to list and sync, not",
+				    sub);
+	if ((dry_run || prune) && !sync)
+		return usage_error2(dry_run ? "--dry-run applies to sync, not"
+					    : "--prune applies to sync, not",
+				    sub);
 	int rc = need_credentials(a);
 	if (rc != 0)
 		return rc;
+	if (sync)
+		return cmd_sync(a, dry_run, prune, json);
 	if (strcmp(sub, "create") == 0)
 		return cmd_create(a, args + 1);
 	if (strcmp(sub, "list") == 0)

@@ -12,6 +12,7 @@
 
 #include "../lib/audit.h"
 #include "../lib/log.h"
+#include "apicmd.h"
 #include "app.h"
 #include "drain.h"
 #include "hookcmd.h"
@@ -28,7 +29,8 @@ static const char usage_text[] =
     "  drain       hand spooled events over (print, --exec or --batch)\n"
     "  status      pending, in progress, failed, quarantined per type\n"
     "  check       validate the config, the spool and the credentials\n"
-    "  hook        create, list, delete, verify or validate Podio hooks\n"
+    "  hook        create, list, delete, verify, validate or sync Podio hooks\n"
+    "  api         one authenticated Podio API call, for handler scripts\n"
     "  help [COMMAND]   this text, or a command's usage\n"
     "\n"
     "options (also accepted after the command):\n"
@@ -126,7 +128,7 @@ static const struct {
 	int (*run)(struct app *a, int argc, char **argv);
 } commands[] = {
     {"drain", drain_main},  {"status", status_main}, {"check", cmd_check},
-    {"hook", hookcmd_main}, {"help", cmd_help},
+    {"hook", hookcmd_main}, {"api", apicmd_main},    {"help", cmd_help},
 };
 
 static int (*find_command(const char *name))(struct app *, int, char **)

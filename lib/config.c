@@ -5,12 +5,15 @@
 #include <iniparser/iniparser.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "event.h"
 #include "num.h"
 
 /* Where a value parser says what is wrong with a value. */
@@ -373,6 +376,8 @@ static int located(char *err, const struct config *c, const char *section,
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	int line = line_of(c->path, section, key);
+	if (line == 0 && key != NULL) /* a missing key: where its section is */
+		line = line_of(c->path, section, NULL);
 	char where[32] = "";
 	if (line > 0)
 		snprintf(where, sizeof where, ":%d", line);
@@ -411,6 +416,265 @@ static int capture_ini_error(const char *fmt, ...)
 	return 0;
 }
 
+/* ---- [hook NAME] sections ------------------------------------------- */
+
+/*
+ * The NAME of a "hook NAME" section (iniparser gives it lower-cased, as
+ * every section), with its length in *n; NULL when sec[0..slen) is
+ * another section.  "[hook]" alone gives an empty NAME.
+ */
+static const char *hook_name_of(const char *sec, size_t slen, size_t *n)
+{
+	if (slen < 4 || strncasecmp(sec, "hook", 4) != 0)
+		return NULL;
+	if (slen > 4 && sec[4] != ' ' && sec[4] != '\t')
+		return NULL;
+	size_t i = 4;
+	while (i < slen && (sec[i] == ' ' || sec[i] == '\t'))
+		i++;
+	*n = slen - i;
+	return sec + i;
+}
+
+static int hook_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > CONFIG_HOOK_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!isalnum(ch) && ch != '-' && ch != '_')
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Looks for the headers of `section` in the file (compared without case,
+ * as iniparser does: it lower-cases section names and merges repeated
+ * ones).  Copies the first one's text as written to out and returns the
+ * line of the second one, or 0 when there is only one.
+ */
+static int headers_named(const char *path, const char *section, char *out,
+			 size_t n)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	int count = 0;
+	int line = 0;
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL) {
+		char *s = trim(buf);
+		char *close = strchr(s, ']');
+		line++;
+		if (s[0] != '[' || close == NULL)
+			continue;
+		*close = '\0';
+		s = trim(s + 1);
+		if (strcasecmp(s, section) != 0)
+			continue;
+		if (count++ == 1)
+			break;
+		snprintf(out, n, "%s", s);
+	}
+	fclose(f);
+	return count > 1 ? line : 0;
+}
+
+static struct hook_conf *find_hook(struct config *c, const char *name, size_t n)
+{
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		if (strlen(c->hooks[i].name) == n &&
+		    strncasecmp(c->hooks[i].name, name, n) == 0)
+			return &c->hooks[i];
+	}
+	return NULL;
+}
+
+/* Starts the hook of section sec (as iniparser gives it). */
+static int hook_begin(struct config *c, const char *sec, const char *name,
+		      size_t n, char *err)
+{
+	char written[256] = "";
+	if (n == 0)
+		return located(err, c, sec, NULL,
+			       "a hook section needs a name: [hook NAME]");
+	if (!hook_name_ok(name, n))
+		return located(err, c, sec, NULL,
+			       "a hook's NAME is 1 to %d letters, digits, "
+			       "'-' or '_'",
+			       CONFIG_HOOK_NAME_MAX);
+	int again = headers_named(c->path, sec, written, sizeof written);
+	if (again > 0) {
+		snprintf(err, CONFIG_ERR_MAX,
+			 "%s:%d: [%s]: section given twice", c->path, again,
+			 written);
+		return -1;
+	}
+	if (find_hook(c, name, n) != NULL) /* "[hook a]" and "[hook  a]" */
+		return located(err, c, sec, NULL, "hook name given twice");
+	struct hook_conf *grown =
+	    realloc(c->hooks, (c->n_hooks + 1) * sizeof *grown);
+	if (grown == NULL)
+		return located(err, c, sec, NULL, "out of memory");
+	c->hooks = grown;
+	struct hook_conf *h = &c->hooks[c->n_hooks];
+	memset(h, 0, sizeof *h);
+	/* The name as written, when the file still says so. */
+	const char *as_written = name;
+	size_t wn = n;
+	if (written[0] != '\0') {
+		const char *w = hook_name_of(written, strlen(written), &wn);
+		if (w != NULL && wn == n)
+			as_written = w;
+		else
+			wn = n;
+	}
+	h->name = strndup(as_written, wn);
+	if (h->name == NULL)
+		return located(err, c, sec, NULL, "out of memory");
+	c->n_hooks++;
+	return 0;
+}
+
+static int h_ref_type(struct hook_conf *h, const char *v, char *why)
+{
+	if (strcmp(v, "app") != 0 && strcmp(v, "app_field") != 0 &&
+	    strcmp(v, "space") != 0) {
+		snprintf(why, WHY_MAX,
+			 "expected app, app_field or space, got '%s'", v);
+		return -1;
+	}
+	return set_str(&h->ref_type, v, why);
+}
+
+static int h_ref_id(struct hook_conf *h, const char *v, char *why)
+{
+	unsigned long long id;
+	char buf[24];
+	if (num_parse(v, 1, INT64_MAX, &id) != NUM_OK) {
+		snprintf(why, WHY_MAX, "expected a Podio id (digits), got '%s'",
+			 v);
+		return -1;
+	}
+	snprintf(buf, sizeof buf, "%llu", id);
+	return set_str(&h->ref_id, buf, why);
+}
+
+static int h_type(struct hook_conf *h, const char *v, char *why)
+{
+	if (!event_type_wellformed(v, strlen(v)) || !event_type_known(v) ||
+	    strcmp(v, "hook.verify") == 0) {
+		snprintf(why, WHY_MAX,
+			 "expected an event type Podio sends to hooks, such "
+			 "as item.create, got '%s'",
+			 v);
+		return -1;
+	}
+	return set_str(&h->type, v, why);
+}
+
+static int h_url(struct hook_conf *h, const char *v, char *why)
+{
+	size_t scheme = strncasecmp(v, "https://", 8) == 0  ? 8
+			: strncasecmp(v, "http://", 7) == 0 ? 7
+							    : 0;
+	size_t n = strlen(v);
+	int clean = 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch <= ' ' || ch == 0x7f)
+			clean = 0;
+	}
+	if (scheme == 0 || n == scheme || v[scheme] == '/' || !clean ||
+	    n > CONFIG_HOOK_URL_MAX) {
+		/* Not echoed: the url may carry the receiver's secret. */
+		snprintf(why, WHY_MAX,
+			 "expected an http:// or https:// URL with a host, "
+			 "no blank or control character, at most %d bytes",
+			 CONFIG_HOOK_URL_MAX);
+		return -1;
+	}
+	return set_str(&h->url, v, why);
+}
+
+static const struct {
+	const char *key;
+	int (*parse)(struct hook_conf *h, const char *val, char *why);
+	size_t offset;
+} hook_keys[] = {
+    {"ref_type", h_ref_type, offsetof(struct hook_conf, ref_type)},
+    {"ref_id", h_ref_id, offsetof(struct hook_conf, ref_id)},
+    {"type", h_type, offsetof(struct hook_conf, type)},
+    {"url", h_url, offsetof(struct hook_conf, url)},
+};
+
+#define N_HOOK_KEYS (sizeof hook_keys / sizeof hook_keys[0])
+
+/* One key of a [hook NAME] section. */
+static int hook_key(struct config *c, const char *sec, const char *name,
+		    size_t n, const char *key, const char *val, int *secrets,
+		    char *err)
+{
+	char why[WHY_MAX];
+	struct hook_conf *h = find_hook(c, name, n);
+	size_t i = 0;
+	while (i < N_HOOK_KEYS && strcmp(hook_keys[i].key, key) != 0)
+		i++;
+	if (i == N_HOOK_KEYS)
+		return located(err, c, sec, key, "unknown key");
+	if (h == NULL) /* iniparser gives the section first */
+		return located(err, c, sec, key, "key outside its section");
+	if (hook_keys[i].parse(h, val, why) != 0)
+		return located(err, c, sec, key, "%s", why);
+	if (strcmp(key, "url") == 0 && strstr(val, "secret=") != NULL)
+		*secrets = 1; /* the receiver's secret, in the query */
+	return 0;
+}
+
+/* Every hook has its four keys, and no two declare the same hook. */
+static int hooks_complete(struct config *c, char *err)
+{
+	char sec[CONFIG_HOOK_NAME_MAX + 8];
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		const struct hook_conf *h = &c->hooks[i];
+		snprintf(sec, sizeof sec, "hook %s", h->name);
+		for (size_t k = 0; k < N_HOOK_KEYS; k++) {
+			char *const *v = (char *const *)((const char *)h +
+							 hook_keys[k].offset);
+			if (*v == NULL)
+				return located(err, c, sec, hook_keys[k].key,
+					       "required");
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct hook_conf *o = &c->hooks[j];
+			if (strcmp(h->ref_type, o->ref_type) == 0 &&
+			    strcmp(h->ref_id, o->ref_id) == 0 &&
+			    strcmp(h->type, o->type) == 0 &&
+			    strcmp(h->url, o->url) == 0)
+				return located(err, c, sec, NULL,
+					       "declares the same hook as "
+					       "[hook %s]",
+					       o->name);
+		}
+	}
+	return 0;
+}
+
+static void free_hook_confs(struct config *c)
+{
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		free(c->hooks[i].name);
+		free(c->hooks[i].ref_type);
+		free(c->hooks[i].ref_id);
+		free(c->hooks[i].type);
+		free(c->hooks[i].url);
+	}
+	free(c->hooks);
+	c->hooks = NULL;
+	c->n_hooks = 0;
+}
+
 static void set_defaults(struct config *c)
 {
 	c->sync = 1;
@@ -426,8 +690,13 @@ static int apply(struct config *c, const char *name, const char *val,
 {
 	char why[WHY_MAX];
 	const char *colon = strchr(name, ':');
+	const char *hook;
+	size_t hn;
 	/* iniparser stores a section as an entry without a value. */
 	if (val == NULL) {
+		hook = hook_name_of(name, strlen(name), &hn);
+		if (hook != NULL)
+			return hook_begin(c, name, hook, hn, err);
 		if (!known_section(name))
 			return located(err, c, name, NULL, "unknown section");
 		return 0;
@@ -435,8 +704,12 @@ static int apply(struct config *c, const char *name, const char *val,
 	if (colon == NULL) /* a key before any [section] */
 		return located(err, c, "", name, "key outside a section");
 	size_t slen = (size_t)(colon - name);
-	char section[64];
+	char section[256];
 	snprintf(section, sizeof section, "%.*s", (int)slen, name);
+	hook = hook_name_of(name, slen, &hn);
+	if (hook != NULL)
+		return hook_key(c, section, hook, hn, colon + 1, val, secrets,
+				err);
 	const struct key_spec *k = find_key(name, slen, colon + 1);
 	if (k == NULL)
 		return located(err, c, section, colon + 1, "unknown key");
@@ -457,7 +730,7 @@ static int load_dict(struct config *c, dictionary *d, int *secrets, char *err)
 	}
 	if (c->spool_dir == NULL)
 		return located(err, c, "spool", "dir", "required");
-	return 0;
+	return hooks_complete(c, err);
 }
 
 int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX])
@@ -525,6 +798,7 @@ void config_free(struct config *c)
 	free(c->podio.username);
 	free(c->podio.password);
 	free(c->podio.ca_file);
+	free_hook_confs(c);
 	memset(c, 0, sizeof *c);
 }
 

@@ -3,9 +3,12 @@
  *
  * Every key is known: an unknown section or key, or a value that does not
  * parse, is an error naming the file, the line where it can be found, and
- * the key.  Relative paths are taken relative to the config file's folder.
- * Which file to read is the caller's business (fcgi/ resolves --config,
- * $PODIO_HOOK_CONFIG and the default places).
+ * the key.  Besides the fixed sections, any number of [hook NAME] sections
+ * declare hooks (struct hook_conf); two sections of one name, or two that
+ * declare the same hook (ref, type and url), are errors.  Relative paths are
+ * taken relative to the config file's folder. Which file to read is the
+ * caller's business (fcgi/ resolves --config, $PODIO_HOOK_CONFIG and the
+ * default places).
  */
 #ifndef PODIO_CONFIG_H
 #define PODIO_CONFIG_H
@@ -40,6 +43,27 @@ struct podio_conf {
 	int timeout;   /* seconds, 1..CONFIG_TIMEOUT_MAX */
 };
 
+/*
+ * A hook name: letters, digits, '-' and '_'; it names the hook in
+ * `hook sync` lines, so it is short.
+ */
+#define CONFIG_HOOK_NAME_MAX 64
+
+/* A hook's url: Podio's own limit is lower; this bounds a line. */
+#define CONFIG_HOOK_URL_MAX 2048
+
+/*
+ * One [hook NAME] section: a hook that should exist and be active (SPEC
+ * section 12).  Every field is set (all four keys are required).
+ */
+struct hook_conf {
+	char *name;	/* as written in the section header */
+	char *ref_type; /* "app", "app_field" or "space" */
+	char *ref_id;	/* decimal digits, no leading zero, fits in int64 */
+	char *type;	/* an event type Podio documents, not hook.verify */
+	char *url;	/* http:// or https://, no blank or control byte */
+};
+
 struct config {
 	char *path;	      /* the file, as an absolute path */
 	char *spool_dir;      /* absolute */
@@ -51,6 +75,8 @@ struct config {
 	size_t max_body;    /* default 65536 */
 	int reject_unknown; /* unknown_types = reject */
 	struct podio_conf podio;
+	struct hook_conf *hooks; /* n_hooks, in the file's order */
+	size_t n_hooks;
 	enum log_level log_level; /* default LOG_INFO */
 };
 

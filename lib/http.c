@@ -116,11 +116,20 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
 {
 	struct http_response *res = ctx;
 	size_t n = size * nmemb;
-	grab(data, n, "X-Rate-Limit-Limit", res->rate_limit,
-	     sizeof res->rate_limit);
-	grab(data, n, "X-Rate-Limit-Remaining", res->rate_remaining,
-	     sizeof res->rate_remaining);
+	struct http_rate *r = &res->rate;
+	grab(data, n, "X-Rate-Limit-Limit", r->limit, sizeof r->limit);
+	grab(data, n, "X-Rate-Limit-Remaining", r->remaining,
+	     sizeof r->remaining);
+	grab(data, n, "X-Rate-Limit-Reset", r->reset, sizeof r->reset);
+	grab(data, n, "Retry-After", r->retry_after, sizeof r->retry_after);
 	return n;
+}
+
+/* 1 when req is sent with a body (perhaps an empty one). */
+static int has_body(const struct http_request *req)
+{
+	return req->content_type != NULL || strcmp(req->method, "POST") == 0 ||
+	       strcmp(req->method, "PUT") == 0;
 }
 
 static struct curl_slist *headers_for(const struct http_request *req, int *bad)
@@ -135,9 +144,12 @@ static struct curl_slist *headers_for(const struct http_request *req, int *bad)
 		*bad = next == NULL;
 		h = next != NULL ? next : h;
 	}
-	if (!*bad && req->content_type != NULL) {
-		snprintf(line, sizeof line, "Content-Type: %s",
-			 req->content_type);
+	if (!*bad && has_body(req)) {
+		/* "Content-Type:" alone drops the form type libcurl would
+		 * give an empty body. */
+		snprintf(line, sizeof line, "Content-Type:%s%s",
+			 req->content_type != NULL ? " " : "",
+			 req->content_type != NULL ? req->content_type : "");
 		next = cu.slist_append(h, line);
 		*bad = next == NULL;
 		h = next != NULL ? next : h;
@@ -183,7 +195,7 @@ static CURLcode setup(CURL *c, const struct http_request *req,
 	if (req->content_type != NULL) {
 		SET(CURLOPT_POSTFIELDS, req->body);
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-	} else if (strcmp(req->method, "POST") == 0) {
+	} else if (has_body(req)) {
 		SET(CURLOPT_POSTFIELDS, "");
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	}

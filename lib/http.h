@@ -18,7 +18,7 @@
 #define HTTP_ERR_MAX  256
 
 struct http_request {
-	const char *method; /* "GET", "POST" or "DELETE" */
+	const char *method; /* "GET", "POST", "PUT" or "DELETE" */
 	const char *url;
 	const char *content_type; /* with body; NULL: no body */
 	const char *body;
@@ -28,13 +28,25 @@ struct http_request {
 	long timeout_ms;	 /* the whole request, connect included */
 };
 
+/*
+ * What an answer said about a rate limit: each header's value as received
+ * (blanks trimmed, cut to fit), "" when the header was absent.  Podio sends
+ * X-Rate-Limit-Limit and X-Rate-Limit-Remaining; gateways in front of an
+ * API answer 429 with Retry-After (seconds, or an HTTP date).
+ */
+struct http_rate {
+	char limit[24];	      /* X-Rate-Limit-Limit */
+	char remaining[24];   /* X-Rate-Limit-Remaining */
+	char reset[24];	      /* X-Rate-Limit-Reset */
+	char retry_after[40]; /* Retry-After */
+};
+
 struct http_response {
 	long status; /* HTTP status; 0 when no answer came */
 	char *body;  /* malloc'd, NUL-terminated; may be NULL */
 	size_t body_len;
 	int timed_out;		  /* the request ran out of time */
-	char rate_limit[24];	  /* X-Rate-Limit-Limit, or "" */
-	char rate_remaining[24];  /* X-Rate-Limit-Remaining, or "" */
+	struct http_rate rate;	  /* from the answer's headers */
 	char error[HTTP_ERR_MAX]; /* why status is 0 */
 };
 
@@ -50,7 +62,9 @@ int http_loaded(void);
 /*
  * Performs req.  Returns 0 when an HTTP answer came (any status), -1
  * otherwise (libcurl missing, DNS, TLS, timeout ...) with res->error set.
- * res needs no initialisation; release it with http_response_free().
+ * A POST or PUT without content_type is sent with an empty body and no
+ * Content-Type.  res needs no initialisation; release it with
+ * http_response_free().
  */
 int http_perform(const struct http_request *req, struct http_response *res);
 

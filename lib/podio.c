@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,16 @@
 #include "form.h"
 #include "http.h"
 #include "log.h"
+#include "num.h"
 
 /* A form body of credentials: a few hundred bytes in practice. */
 #define FORM_BODY_MAX 4096
+
+/*
+ * A wait longer than this is not a wait (Podio's longest window is an
+ * hour); a larger X-Rate-Limit-Reset is taken as a Unix time.
+ */
+#define PODIO_RATE_WAIT_MAX (7LL * 24 * 3600)
 
 void podio_init(struct podio *p, const struct podio_conf *conf,
 		const char *cache_path)
@@ -103,43 +111,76 @@ static int token_rejected(long status, const json_t *j)
 	       strstr(d, "invalid_token") != NULL;
 }
 
-/*
- * Sends one request within the deadline.  Returns the parsed answer body
- * (may be NULL) in *j; 0 on 2xx, -1 otherwise with p->err set.
- */
-static int send_req(struct podio *p, struct http_request *req, json_t **j)
+int podio_rate_limited(long status)
 {
-	struct http_response res;
+	return status == 420 || status == 429;
+}
+
+static void log_rate_limit(const struct http_response *res)
+{
+	const struct http_rate *r = &res->rate;
+	log_warn("Podio rate limit reached status=%ld limit=%s remaining=%s"
+		 "%s%s",
+		 res->status, r->limit[0] != '\0' ? r->limit : "-",
+		 r->remaining[0] != '\0' ? r->remaining : "-",
+		 r->retry_after[0] != '\0' ? " retry_after=" : "",
+		 r->retry_after);
+}
+
+/*
+ * Sends one request within the deadline.  Returns 0 when an answer came,
+ * with it in *res (released by the caller) and, for a non-2xx answer, its
+ * parsed body in *j (may be NULL) and p->err set; -1 when none came, with
+ * p->err set and *res already released.
+ */
+static int exchange(struct podio *p, struct http_request *req,
+		    struct http_response *res, json_t **j)
+{
 	*j = NULL;
 	p->status = 0;
 	p->timed_out = 0;
+	memset(&p->rate, 0, sizeof p->rate);
 	req->timeout_ms = remaining_ms(p);
 	req->ca_file = p->conf->ca_file;
 	if (req->timeout_ms <= 0) {
+		memset(res, 0, sizeof *res);
 		p->timed_out = 1;
 		snprintf(p->err, sizeof p->err, "timed out before %s %s",
 			 req->method, req->url);
 		return -1;
 	}
-	if (http_perform(req, &res) != 0) {
-		p->timed_out = res.timed_out;
+	if (http_perform(req, res) != 0) {
+		p->timed_out = res->timed_out;
 		snprintf(p->err, sizeof p->err, "%s %s: %s", req->method,
-			 req->url, res.error);
+			 req->url, res->error);
 		utf8_scrub(p->err);
-		http_response_free(&res);
+		http_response_free(res);
 		return -1;
 	}
-	p->status = res.status;
-	if (res.body_len > 0)
-		*j = json_loadb(res.body, res.body_len, 0, NULL);
+	p->status = res->status;
+	p->rate = res->rate;
+	if (res->status < 200 || res->status > 299) {
+		if (res->body_len > 0)
+			*j = json_loadb(res->body, res->body_len, 0, NULL);
+		describe(p, res, *j);
+	}
+	if (podio_rate_limited(res->status))
+		log_rate_limit(res);
+	return 0;
+}
+
+/*
+ * exchange() for the token request: 0 on 2xx with the parsed answer in *j
+ * (may be NULL); -1 otherwise with p->err set.
+ */
+static int send_req(struct podio *p, struct http_request *req, json_t **j)
+{
+	struct http_response res;
+	if (exchange(p, req, &res, j) != 0)
+		return -1;
 	int ok = res.status >= 200 && res.status <= 299;
-	if (!ok)
-		describe(p, &res, *j);
-	if (res.status == 420)
-		log_warn("Podio rate limit reached limit=%s remaining=%s",
-			 res.rate_limit[0] != '\0' ? res.rate_limit : "-",
-			 res.rate_remaining[0] != '\0' ? res.rate_remaining
-						       : "-");
+	if (ok && res.body_len > 0)
+		*j = json_loadb(res.body, res.body_len, 0, NULL);
 	http_response_free(&res);
 	return ok ? 0 : -1;
 }
@@ -349,48 +390,88 @@ int podio_authenticate(struct podio *p)
 }
 
 static int call_once(struct podio *p, const char *method, const char *url,
-		     const char *body, json_t **j)
+		     const char *body, size_t body_len,
+		     struct http_response *res, json_t **j)
 {
 	struct http_request req = {
 	    .method = method,
 	    .url = url,
 	    .content_type = body != NULL ? "application/json" : NULL,
 	    .body = body,
-	    .body_len = body != NULL ? strlen(body) : 0,
+	    .body_len = body_len,
 	    .oauth_token = p->tok.access,
 	};
-	return send_req(p, &req, j);
+	return exchange(p, &req, res, j);
+}
+
+void podio_answer_free(struct podio_answer *ans)
+{
+	free(ans->body);
+	memset(ans, 0, sizeof *ans);
+}
+
+int podio_request(struct podio *p, const char *method, const char *path,
+		  const char *body, size_t body_len, struct podio_answer *ans)
+{
+	char url[PODIO_PATH_MAX + 1024];
+	struct http_response res;
+	json_t *j = NULL;
+	memset(ans, 0, sizeof *ans);
+	if (strlen(path) > PODIO_PATH_MAX || path[0] != '/') {
+		p->status = 0;
+		snprintf(p->err, sizeof p->err,
+			 "the path must start with '/' and be at most %d "
+			 "bytes",
+			 PODIO_PATH_MAX);
+		return -1;
+	}
+	int n = snprintf(url, sizeof url, "%s%s", p->conf->api_url, path);
+	if (n < 0 || (size_t)n >= sizeof url) {
+		p->status = 0;
+		snprintf(p->err, sizeof p->err, "api_url and path too long");
+		return -1;
+	}
+	if (ensure_token(p) != 0)
+		return -1;
+	if (call_once(p, method, url, body, body_len, &res, &j) != 0)
+		return -1;
+	if (token_rejected(res.status, j)) {
+		log_info("Podio token rejected; renewing it once");
+		json_decref(j);
+		j = NULL;
+		http_response_free(&res);
+		if (renew(p) != 0 ||
+		    call_once(p, method, url, body, body_len, &res, &j) != 0)
+			return -1;
+	}
+	json_decref(j);
+	/* The body moves to the caller. */
+	ans->status = res.status;
+	ans->body = res.body;
+	ans->body_len = res.body_len;
+	ans->rate = res.rate;
+	return 0;
 }
 
 int podio_call(struct podio *p, const char *method, const char *path,
 	       json_t *body, json_t **out)
 {
-	char url[2048];
 	char *text = NULL;
-	json_t *j = NULL;
-	int rc = -1;
+	struct podio_answer ans;
 	if (out != NULL)
 		*out = NULL;
-	snprintf(url, sizeof url, "%s%s", p->conf->api_url, path);
 	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
 		snprintf(p->err, sizeof p->err, "out of memory");
 		return -1;
 	}
-	if (ensure_token(p) == 0) {
-		rc = call_once(p, method, url, text, &j);
-		if (rc != 0 && token_rejected(p->status, j)) {
-			log_info("Podio token rejected; renewing it once");
-			json_decref(j);
-			j = NULL;
-			if (renew(p) == 0)
-				rc = call_once(p, method, url, text, &j);
-		}
-	}
+	int rc = podio_request(p, method, path, text,
+			       text != NULL ? strlen(text) : 0, &ans);
 	free(text);
-	if (rc == 0 && out != NULL)
-		*out = j;
-	else
-		json_decref(j);
+	if (rc == 0 && (ans.status < 200 || ans.status > 299))
+		rc = -1; /* p->err describes it */
+	if (rc == 0 && out != NULL && ans.body_len > 0)
+		*out = json_loadb(ans.body, ans.body_len, 0, NULL);
+	podio_answer_free(&ans);
 	return rc;
 }
 
@@ -406,4 +487,75 @@ int podio_validate(struct podio *p, const char *hook_id, const char *code)
 	int rc = podio_call(p, "POST", path, body, NULL);
 	json_decref(body);
 	return rc;
+}
+
+/* Digits only, within [0, max]; -1 otherwise. */
+static long long digits(const char *s, size_t n, unsigned long long max)
+{
+	unsigned long long v;
+	if (num_parse_n(s, n, 10, 0, max, &v) != NUM_OK)
+		return -1;
+	return (long long)v;
+}
+
+/* An HTTP date (RFC 7231's preferred form) as a Unix time, or -1. */
+static long long http_date(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	return (long long)timegm(&tm);
+}
+
+/* "... wait 3600 seconds ..." in text, or -1. */
+static long long wait_in(const char *text)
+{
+	const char *w = text;
+	while ((w = strstr(w, "wait ")) != NULL) {
+		w += 5;
+		size_t n = strspn(w, "0123456789");
+		if (n > 0 && strncmp(w + n, " second", 7) == 0)
+			return digits(w, n, PODIO_RATE_WAIT_MAX);
+	}
+	return -1;
+}
+
+/* The wait in Podio's error_description, or in the text itself. */
+static long long wait_in_answer(const char *body, size_t len)
+{
+	if (body == NULL)
+		return -1;
+	json_t *j = json_loadb(body, len, 0, NULL);
+	long long v =
+	    json_is_object(j) ? wait_in(jstr(j, "error_description")) : -1;
+	if (!json_is_object(j) && strlen(body) == len)
+		v = wait_in(body);
+	json_decref(j);
+	return v;
+}
+
+long long podio_rate_reset(const struct http_rate *rate, const char *body,
+			   size_t body_len, long long now)
+{
+	const char *ra = rate->retry_after;
+	long long v;
+	if (ra[0] != '\0') {
+		v = digits(ra, strlen(ra), PODIO_RATE_WAIT_MAX);
+		if (v >= 0)
+			return v;
+		v = http_date(ra);
+		if (v >= 0)
+			return v > now ? v - now : 0;
+	}
+	if (rate->reset[0] != '\0') {
+		v = digits(rate->reset, strlen(rate->reset), UINT32_MAX);
+		/* A number that large is a time, not a wait. */
+		if (v >= PODIO_RATE_WAIT_MAX)
+			return v > now ? v - now : 0;
+		if (v >= 0)
+			return v;
+	}
+	return wait_in_answer(body, body_len);
 }

@@ -21,8 +21,12 @@
 #include <time.h>
 
 #include "config.h"
+#include "http.h"
 
 #define PODIO_ERR_MAX 512
+
+/* A path below api_url, query included: Podio's longest are far shorter. */
+#define PODIO_PATH_MAX 1024
 
 /* Podio tokens live 8 hours; a longer claimed lifetime is cut to a day. */
 #define PODIO_TOKEN_TTL_MAX (24LL * 3600)
@@ -41,8 +45,20 @@ struct podio {
 	struct podio_token tok;	  /* access == NULL: none */
 	struct timespec deadline; /* CLOCK_MONOTONIC; bounds every call */
 	long status;		  /* the last answer's HTTP status, 0: none */
+	struct http_rate rate;	  /* the last answer's rate-limit headers */
 	int timed_out;		  /* the last failure was the deadline */
 	char err[PODIO_ERR_MAX];  /* the last failure, one line */
+};
+
+/*
+ * An answer as received, for callers that hand Podio's JSON on (the api
+ * command, drain --fetch).  Owned by the caller: podio_answer_free().
+ */
+struct podio_answer {
+	long status; /* the call's HTTP status, > 0 */
+	char *body;  /* malloc'd, NUL-terminated; NULL when empty */
+	size_t body_len;
+	struct http_rate rate; /* its rate-limit headers */
 };
 
 /* conf must outlive p.  cache_path is copied; NULL keeps tokens in memory. */
@@ -54,13 +70,50 @@ void podio_free(struct podio *p);
 void podio_begin(struct podio *p, int seconds);
 
 /*
- * One API call with token handling: method, a path below api_url (with its
- * leading '/'), an optional JSON body.  Returns 0 on a 2xx answer, with the
- * parsed answer in *out when out is not NULL (NULL for an empty answer);
- * else -1 with p->err and p->status.
+ * One API call with token handling, its answer handed back as received:
+ * method ("GET", "POST", "PUT", "DELETE"), a path below api_url (leading
+ * '/', at most PODIO_PATH_MAX bytes), and body_len bytes of JSON sent with
+ * Content-Type: application/json, or body NULL for none.  The token comes
+ * from memory, else the cache file, else a grant; a 401 saying
+ * expired_token or invalid_token renews it once and repeats the call (the
+ * answer is then the repeated call's).
+ *
+ * Returns 0 when the call got an HTTP answer, whatever its status: *ans
+ * holds it, p->status and p->rate say the same, and p->err describes a
+ * non-2xx one in one line.  Returns -1 when it got none: a network or TLS
+ * failure, the deadline (p->timed_out), no token (the token request
+ * failed: then p->status and p->rate are that request's, so a 420 there
+ * is a rate limit too); p->err says why.  *ans needs no initialisation
+ * and is empty after -1; podio_answer_free() is harmless either way.
+ */
+int podio_request(struct podio *p, const char *method, const char *path,
+		  const char *body, size_t body_len, struct podio_answer *ans);
+
+/* Releases ans->body; leaves *ans empty. */
+void podio_answer_free(struct podio_answer *ans);
+
+/*
+ * podio_request for JSON in and out.  Returns 0 on a 2xx answer, with the
+ * parsed answer in *out when out is not NULL (NULL for an empty or
+ * non-JSON answer); else -1 with p->err and p->status (0 when no answer
+ * came).
  */
 int podio_call(struct podio *p, const char *method, const char *path,
 	       json_t *body, json_t **out);
+
+/* 1 for Podio's rate limit (420), and 429 as gateways answer it. */
+int podio_rate_limited(long status);
+
+/*
+ * Seconds until a rate limit lifts, from the answer of a rate-limited
+ * call: Retry-After (seconds, or an HTTP date), else X-Rate-Limit-Reset (a
+ * number of seconds, or a Unix time when it is that large), else the
+ * "wait N seconds" of Podio's error_description in body (the answer's
+ * JSON, or any NUL-free text such as p->err; may be NULL).  -1 when
+ * nothing says.  now is the current Unix time.
+ */
+long long podio_rate_reset(const struct http_rate *rate, const char *body,
+			   size_t body_len, long long now);
 
 /* Obtains a fresh token with the configured grant (for `check`). */
 int podio_authenticate(struct podio *p);

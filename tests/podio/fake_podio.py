@@ -16,11 +16,35 @@ It checks what the real Podio checks (SPEC section 1):
   POST   /hook/{ref_type}/{ref_id}/   JSON {"url","type"} -> {"hook_id":N}
   GET    /hook/{ref_type}/{ref_id}/   -> [{hook_id,status,type,url}, ...]
   DELETE /hook/{id}                   -> 204
-  POST   /hook/{id}/verify/request    -> 204
+  POST   /hook/{id}/verify/request    -> 204; with deliver_verify, first
+                                      posts hook.verify to the hook's url
+  GET    /{item,task,app,form,status}/{id}
+                                      -> the object the scenario gives, or
+                                      404/410 (see objects, gone)
+  PUT    /{item,task,app,form,status}/{id}
+                                      JSON object, merged into the object
+                                      -> {"revision": N}
+  DELETE /{item,task,app,form,status}/{id}
+                                      -> 204; later GETs answer 410
+  POST   /item/app/{app_id}/          JSON object -> {"item_id": N}
 
 Paths exactly as written; anything else is a 404 JSON error.  An expired or
 unknown token is 401 {"error":"unauthorized","error_description":
 "expired_token"}.
+
+Verification as Podio does it: POST /hook/{id}/verify/request (with the
+scenario's deliver_verify) makes a fresh code and posts
+type=hook.verify&hook_id=ID&code=CODE, form-encoded, to the hook's url
+(parameters of the url's query string go into the body, as Podio moves
+them), waiting up to 15 s, before it answers; a validate with that code
+makes the hook active.  The delivery is logged as an entry with "kind":
+"delivery" (url, body, the answer's status or the error).
+
+Control endpoints for tests (no token, never in the log):
+
+  POST   /_fake/hook/{id}/status      JSON {"status": "inactive"}: what
+                                      Podio does after 50 failures
+  GET    /_fake/hooks                 every hook, with its ref
 
 The scenario file is JSON, re-read on every request (write it atomically,
 e.g. a temporary file and os.replace).  Keys, all optional:
@@ -41,14 +65,26 @@ e.g. a temporary file and os.replace).  Keys, all optional:
   hang_seconds                 sleep this long before answering ...
   hang_on                      ... these endpoints (default ["validate"]);
                                names: token validate create list delete
-                               request
+                               request object
   html_error                   true, or {"status": N, "on": [names]}: answer
                                an HTML page (default 500, every endpoint but
                                token)
   json_error                   {"status": N, "body": {...}, "on": [names]}
                                (default: every endpoint but token)
   rate_limit                   true, or {"limit": N, "remaining": N,
-                               "on": [names]}: 420 with X-Rate-Limit-*
+                               "on": [names]}: 420 with X-Rate-Limit-*;
+                               with "after": N the first N calls (to the
+                               endpoints in "on") are answered, with
+                               X-Rate-Limit-Limit and a falling
+                               X-Rate-Limit-Remaining, and the later ones
+                               get the 420; "status": 429 answers 429
+                               with Retry-After instead; "retry_after": S
+                               (default 60) its value
+  deliver_verify               true: verify/request posts hook.verify to
+                               the hook's url (see above)
+  objects                      {"/item/1": {...}, "/task/2": {...}}: what
+                               GET answers (a missing one is 404)
+  gone                         {"/item/3": 410, "/item/4": 404}: deleted
   hooks                        seed hooks, read once at start:
                                [{"ref_type","ref_id","hook_id","status",
                                  "type","url"}]
@@ -71,11 +107,16 @@ import ssl
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ENDPOINTS = ("token", "validate", "create", "list", "delete", "request")
+ENDPOINTS = ("token", "validate", "create", "list", "delete", "request",
+             "object")
 REF_TYPES = ("app", "app_field", "space")
+OBJECT_KINDS = ("item", "task", "app", "form", "status")
+DELIVERY_TIMEOUT = 15  # Podio waits this long for a hook's answer
 
 
 def is_id(s):
@@ -93,6 +134,10 @@ class State:
         self.refresh = {}  # refresh token -> owner (a dict for "ref")
         self.expire_marker = None
         self.hooks = {}  # hook_id -> {ref_type, ref_id, hook_id, ...}
+        self.codes = {}  # hook_id -> the code of its last verify/request
+        self.objects = {}  # path -> object changed by PUT, or a status
+        self.rate_calls = 0  # calls counted by rate_limit's "after"
+        self.next_item_id = 5001
         self.stopping = threading.Event()
         sc = self.scenario()
         self.next_hook_id = int(sc.get("next_hook_id", 1001))
@@ -215,6 +260,9 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
         }
         hang = 0
+        if url.path.startswith("/_fake/"):
+            self.control(url.path, body)
+            return
         try:
             sc = state.scenario()
             state.apply_expiry(sc)
@@ -264,6 +312,32 @@ class Handler(BaseHTTPRequestHandler):
         return (json.dumps(ans.body).encode("utf-8"),
                 "application/json; charset=utf-8")
 
+    # -- control (tests only) --
+
+    def control(self, path, body):
+        state = self.server.state
+        p = path.split("/")
+        status, out = 404, {"error": "no such control endpoint"}
+        if (len(p) == 5 and p[2] == "hook" and is_id(p[3])
+                and p[4] == "status" and self.command == "POST"):
+            j = json.loads(body.decode("utf-8"))
+            with state.lock:
+                h = state.hooks.get(int(p[3]))
+                if h is not None:
+                    h["status"] = j["status"]
+                    status, out = 200, dict(h)
+        elif path == "/_fake/hooks" and self.command == "GET":
+            with state.lock:
+                status, out = 200, [dict(h) for h in sorted(
+                    state.hooks.values(), key=lambda h: h["hook_id"])]
+        payload = json.dumps(out).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
     # -- routing --
 
     def route(self, path, query):
@@ -288,26 +362,54 @@ class Handler(BaseHTTPRequestHandler):
         # /hook/{id}  (no trailing slash)
         if len(p) == 3 and p[1] == "hook" and is_id(p[2]) and m == "DELETE":
             return "delete", {"hook_id": int(p[2])}
+        # /{kind}/{id}: the objects a handler fetches and changes
+        if (len(p) == 3 and p[1] in OBJECT_KINDS and is_id(p[2])
+                and m in ("GET", "PUT", "DELETE")):
+            return "object", {"path": path}
+        # /item/app/{app_id}/: a new item
+        if (len(p) == 5 and p[1] == "item" and p[2] == "app"
+                and is_id(p[3]) and p[4] == "" and m == "POST"):
+            return "object", {"path": path, "app_id": int(p[3])}
         raise jerr(404, "not_found", "No such endpoint: %s %s" % (m, path))
+
+    def rate_limit(self, inj):
+        """Counts a call under rate_limit; raises the limit's answer once
+        it applies, else returns the headers of an answered call."""
+        state = self.server.state
+        limit = int(inj.get("limit", 250))
+        after = inj.get("after")
+        with state.lock:
+            state.rate_calls += 1
+            n = state.rate_calls
+        if after is not None and n <= int(after):
+            return {"X-Rate-Limit-Limit": str(limit),
+                    "X-Rate-Limit-Remaining": str(max(limit - n, 0))}
+        if int(inj.get("status", 420)) == 429:
+            raise Answer(429, {"error": "too_many_requests",
+                               "error_description": "Too many requests"},
+                         {"Retry-After": str(inj.get("retry_after", 60))})
+        raise Answer(
+            420,
+            {"error": "rate_limit",
+             "error_description":
+                 "You have hit the rate limit. Please wait 3600 "
+                 "seconds before trying again"},
+            {"X-Rate-Limit-Limit": str(limit),
+             "X-Rate-Limit-Remaining": str(inj.get("remaining", 0))})
 
     def dispatch(self, sc, endpoint, args, headers, body):
         if endpoint != "token":
             self.authorize(headers)
             if sc.get("reject_all_tokens"):
                 raise jerr(401, "unauthorized", "expired_token")
+        extra = {}
         for key in ("rate_limit", "json_error", "html_error"):
             inj = injected(sc, key, endpoint)
             if inj is None:
                 continue
             if key == "rate_limit":
-                raise Answer(
-                    420,
-                    {"error": "rate_limit",
-                     "error_description":
-                         "You have hit the rate limit. Please wait 3600 "
-                         "seconds before trying again"},
-                    {"X-Rate-Limit-Limit": str(inj.get("limit", 250)),
-                     "X-Rate-Limit-Remaining": str(inj.get("remaining", 0))})
+                extra = self.rate_limit(inj)
+                continue
             if key == "json_error":
                 raise Answer(int(inj.get("status", 400)),
                              inj.get("body", {"error": "invalid_value",
@@ -319,8 +421,11 @@ class Handler(BaseHTTPRequestHandler):
                     % status)
             raise Answer(status, page, ctype="text/html; charset=utf-8")
         if endpoint == "token":
-            return self.token(sc, headers, body)
-        return getattr(self, "ep_" + endpoint)(sc, args, headers, body)
+            ans = self.token(sc, headers, body)
+        else:
+            ans = getattr(self, "ep_" + endpoint)(sc, args, headers, body)
+        ans.headers.update(extra)
+        return ans
 
     # -- OAuth --
 
@@ -433,12 +538,15 @@ class Handler(BaseHTTPRequestHandler):
         code = j.get("code")
         if not isinstance(code, str):
             raise jerr(400, "invalid_value", "code is required")
-        want = sc.get("codes", {}).get(str(args["hook_id"]))
+        state = self.server.state
+        with state.lock:
+            want = state.codes.get(args["hook_id"])
+        if want is None:
+            want = sc.get("codes", {}).get(str(args["hook_id"]))
         if want is None:
             raise jerr(404, "not_found", "Object not found")
         if code != want:
             raise jerr(400, "invalid_value", "Invalid code")
-        state = self.server.state
         with state.lock:
             h = state.hooks.get(args["hook_id"])
             if h is not None:
@@ -481,11 +589,82 @@ class Handler(BaseHTTPRequestHandler):
 
     def ep_request(self, sc, args, headers, body):
         state = self.server.state
+        hid = args["hook_id"]
         with state.lock:
-            known = args["hook_id"] in state.hooks
-        if not known and str(args["hook_id"]) not in sc.get("codes", {}):
+            h = state.hooks.get(hid)
+            url = h["url"] if h is not None else None
+        if h is None and str(hid) not in sc.get("codes", {}):
             raise jerr(404, "not_found", "Object not found")
+        if url is not None and sc.get("deliver_verify"):
+            code = "code-%d-%s" % (hid, secrets.token_hex(6))
+            with state.lock:
+                state.codes[hid] = code
+            self.deliver(url, hid, code)
         return Answer(204)
+
+    def deliver(self, url, hid, code):
+        """Posts hook.verify to url as Podio does; logs what came of it."""
+        state = self.server.state
+        parts = urllib.parse.urlsplit(url)
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        pairs += [("type", "hook.verify"), ("hook_id", str(hid)),
+                  ("code", code)]
+        body = urllib.parse.urlencode(pairs).encode("ascii")
+        target = urllib.parse.urlunsplit(parts._replace(query=""))
+        entry = {"kind": "delivery", "time": time.time(), "hook_id": hid,
+                 "url": target, "body": body.decode("ascii")}
+        req = urllib.request.Request(
+            target, data=body, method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "User-Agent": "fake-podio/1.0"})
+        try:
+            with urllib.request.urlopen(req, timeout=DELIVERY_TIMEOUT) as r:
+                entry["status"] = r.status
+                entry["response"] = r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            entry["status"] = e.code
+            entry["response"] = e.read().decode("utf-8", "replace")
+        except (OSError, ValueError) as e:
+            entry["status"] = None
+            entry["error"] = str(e)
+        state.log(entry)
+
+    # -- objects --
+
+    def ep_object(self, sc, args, headers, body):
+        state = self.server.state
+        path = args["path"]
+        if "app_id" in args:  # POST /item/app/{app_id}/
+            fields = self.json_body(headers, body)
+            with state.lock:
+                iid = state.next_item_id
+                state.next_item_id += 1
+                state.objects["/item/%d" % iid] = dict(
+                    fields, item_id=iid, app={"app_id": args["app_id"]},
+                    revision=0)
+            return Answer(200, {"item_id": iid, "revision": 0})
+        with state.lock:
+            obj = state.objects.get(path)
+        if obj is None:
+            gone = sc.get("gone", {}).get(path)
+            obj = int(gone) if gone else sc.get("objects", {}).get(path)
+        if obj is None or obj == 404:
+            raise jerr(404, "not_found", "Object not found")
+        if obj == 410:
+            raise jerr(410, "gone", "Object has been deleted")
+        if self.command == "GET":
+            return Answer(200, obj)
+        if self.command == "DELETE":
+            with state.lock:
+                state.objects[path] = 410
+            return Answer(204)
+        change = self.json_body(headers, body)
+        obj = dict(obj)
+        obj.update(change)
+        obj["revision"] = int(obj.get("revision", 0)) + 1
+        with state.lock:
+            state.objects[path] = obj
+        return Answer(200, {"revision": obj["revision"]})
 
 
 class Server(ThreadingHTTPServer):

@@ -32,6 +32,7 @@ import tempfile
 import time
 import traceback
 import urllib.parse
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -215,6 +216,7 @@ class Fake:
         self.err_path = os.path.join(d, "fake.stderr")
         port_file = os.path.join(d, "fake.port")
         self.set(scenario)
+        self.ca = certs.ca
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, FAKE, "--port", "0",
@@ -246,15 +248,41 @@ class Fake:
         sc.update(changes)
         self.set(sc)
 
-    def requests(self):
-        """Every request the fake logged so far; registers issued tokens
-        as secrets."""
+    def log(self):
+        """Every entry of the fake's log so far."""
         out = []
         if os.path.exists(self.log_path):
             with open(self.log_path, encoding="utf-8") as f:
                 for line in f:
                     if line.endswith("\n"):
                         out.append(json.loads(line))
+        return out
+
+    def deliveries(self):
+        """The hook.verify posts the fake made (deliver_verify)."""
+        return [e for e in self.log() if e.get("kind") == "delivery"]
+
+    def control(self, method, path, body=None):
+        """A /_fake/ control endpoint (never in the log); its JSON."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method=method)
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return json.loads(r.read())
+
+    def set_hook_status(self, hook_id, status):
+        """As Podio after 50 failed deliveries: the hook is inactive."""
+        return self.control("POST", "/_fake/hook/%d/status" % hook_id,
+                            {"status": status})
+
+    def hooks(self):
+        return self.control("GET", "/_fake/hooks")
+
+    def requests(self):
+        """Every request the fake logged so far; registers issued tokens
+        as secrets."""
+        out = [e for e in self.log() if "kind" not in e]
         for e in out:
             if e.get("path") == "/oauth/token" and e.get("status") == 200:
                 j = json.loads(e["response"])

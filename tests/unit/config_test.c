@@ -587,6 +587,258 @@ static void credentials_incomplete_or_none(void **state)
 	}
 }
 
+
+/* ---- [hook NAME] sections (SPEC section 12) ----------------------------- */
+
+static void hook_sections_are_read_in_file_order(void **state)
+{
+	struct fx *t = *state;
+	load_ok(t, "[spool]\ndir=/x\n"
+		   "[hook Item-Create]\n"
+		   "ref_type = app\n"
+		   "ref_id = 12345\n"
+		   "type = item.create\n"
+		   "url = https://example.org/podio-hook.cgi?secret=abc\n"
+		   "[hook tasks_2]\n"
+		   "url = http://example.org/hook\n"
+		   "type = task.update\n"
+		   "ref_id = 007\n"
+		   "ref_type = space\n"
+		   "[HOOK field-x]\n"
+		   "ref_type = app_field\n"
+		   "ref_id = 9223372036854775807\n"
+		   "type = comment.create\n"
+		   "url = HTTPS://Example.org/a;b\n");
+	struct config *c = &t->c;
+	assert_int_equal(c->n_hooks, 3);
+	/* The name as written, though iniparser lower-cases sections. */
+	assert_string_equal(c->hooks[0].name, "Item-Create");
+	assert_string_equal(c->hooks[0].ref_type, "app");
+	assert_string_equal(c->hooks[0].ref_id, "12345");
+	assert_string_equal(c->hooks[0].type, "item.create");
+	assert_string_equal(c->hooks[0].url,
+			    "https://example.org/podio-hook.cgi?secret=abc");
+	assert_string_equal(c->hooks[1].name, "tasks_2");
+	assert_string_equal(c->hooks[1].ref_type, "space");
+	assert_string_equal(c->hooks[1].ref_id, "7");
+	assert_string_equal(c->hooks[1].type, "task.update");
+	assert_string_equal(c->hooks[1].url, "http://example.org/hook");
+	assert_string_equal(c->hooks[2].name, "field-x");
+	assert_string_equal(c->hooks[2].ref_type, "app_field");
+	assert_string_equal(c->hooks[2].ref_id, "9223372036854775807");
+	/* An unquoted ';' starts a comment, as everywhere in the file. */
+	assert_string_equal(c->hooks[2].url, "HTTPS://Example.org/a");
+}
+
+static void spec_example_hook_section_loads(void **state)
+{
+	struct fx *t = *state;
+	/* SPEC section 12, verbatim. */
+	load_ok(t, "[spool]\ndir=/x\n"
+		   "[hook item-create]\n"
+		   "ref_type = app\n"
+		   "ref_id = 12345\n"
+		   "type = item.create\n"
+		   "url = https://example.org/cgi-bin/podio-hook.cgi?secret="
+		   "\xe2\x80\xa6\n");
+	assert_int_equal(t->c.n_hooks, 1);
+	assert_string_equal(t->c.hooks[0].name, "item-create");
+}
+
+static void no_hook_sections_means_no_hooks(void **state)
+{
+	struct fx *t = *state;
+	load_ok(t, "[spool]\ndir=/x\n");
+	assert_int_equal(t->c.n_hooks, 0);
+	assert_null(t->c.hooks);
+}
+
+static void hook_bad_values_are_named_with_their_line(void **state)
+{
+	struct fx *t = *state;
+	static const struct {
+		const char *key;
+		const char *value;
+	} bad[] = {
+		{"ref_type", "apps"},
+		{"ref_type", "App"},
+		{"ref_type", ""},
+		{"ref_id", "0"},
+		{"ref_id", "-1"},
+		{"ref_id", "12a"},
+		{"ref_id", " "},
+		{"ref_id", "9223372036854775808"},
+		{"type", "item.creat"},
+		{"type", "Item.Create"},
+		{"type", "hook.verify"},
+		{"type", "item"},
+		{"url", "ftp://example.org/hook"},
+		{"url", "https://"},
+		{"url", "https:///path"},
+		{"url", "example.org/hook"},
+		{"url", "\"https://example.org/a b\""},
+		{"url", ""},
+		{"no_such_key", "1"},
+	};
+	static const char *const keys[] = {"ref_type", "ref_id", "type",
+					   "url"};
+	static const char *const good[] = {"app", "1", "item.create",
+					   "https://example.org/hook"};
+	char ini[1024];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		/* Line 3 is the header; the bad key is line 4. */
+		size_t n = (size_t)snprintf(ini, sizeof ini,
+					    "[spool]\ndir=/x\n[hook h1]\n"
+					    "%s = %s\n",
+					    bad[i].key, bad[i].value);
+		for (size_t k = 0; k < 4; k++) {
+			if (strcmp(keys[k], bad[i].key) != 0)
+				n += (size_t)snprintf(ini + n, sizeof ini - n,
+						      "%s = %s\n", keys[k],
+						      good[k]);
+		}
+		const char *err = load_fails(t, ini);
+		expect_located(t, err, 4, "hook h1", bad[i].key);
+	}
+}
+
+static void hook_url_is_not_echoed_in_an_error(void **state)
+{
+	struct fx *t = *state;
+	const char *err = load_fails(t, "[spool]\ndir=/x\n[hook h]\n"
+					"ref_type=app\nref_id=1\n"
+					"type=item.create\n"
+					"url = \"ftp://x/?secret=Hush42\"\n");
+	expect_located(t, err, 7, "hook h", "url");
+	assert_null(strstr(err, "Hush42"));
+	assert_null(strstr(logged, "Hush42"));
+}
+
+static void hook_missing_key_is_named_at_its_section(void **state)
+{
+	struct fx *t = *state;
+	static const char *const lines[] = {
+		"ref_type = app\n",
+		"ref_id = 1\n",
+		"type = item.create\n",
+		"url = https://example.org/hook\n",
+	};
+	static const char *const keys[] = {"ref_type", "ref_id", "type",
+					   "url"};
+	char ini[512];
+	for (size_t miss = 0; miss < 4; miss++) {
+		size_t n = (size_t)snprintf(ini, sizeof ini,
+					    "[spool]\ndir=/x\n\n[hook Gone]\n");
+		for (size_t k = 0; k < 4; k++) {
+			if (k != miss)
+				n += (size_t)snprintf(ini + n, sizeof ini - n,
+						      "%s", lines[k]);
+		}
+		const char *err = load_fails(t, ini);
+		expect_located(t, err, 4, "hook Gone", keys[miss]);
+		assert_non_null(strstr(err, "required"));
+	}
+}
+
+static void hook_names_are_letters_digits_dash_underscore(void **state)
+{
+	struct fx *t = *state;
+	static const char *const bad[] = {
+		"[hook]",
+		"[hook ]",
+		"[hook a.b]",
+		"[hook a b]",
+		"[hook caf\xc3\xa9]",
+		"[hook a/b]",
+		"[hook "
+		"x12345678901234567890123456789012345678901234567890123456789"
+		"01234]",
+	};
+	char ini[512];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(ini, sizeof ini,
+			 "[spool]\ndir=/x\n%s\nref_type=app\nref_id=1\n"
+			 "type=item.create\nurl=https://e.org/h\n",
+			 bad[i]);
+		const char *err = load_fails(t, ini);
+		char want[128];
+		snprintf(want, sizeof want, "%s:3: [", t->path);
+		if (strncmp(err, want, strlen(want)) != 0)
+			fail_msg("%s: error \"%s\" is not at line 3", bad[i],
+				 err);
+	}
+	/* 64 characters is the longest name. */
+	load_ok(t, "[spool]\ndir=/x\n[hook "
+		   "x123456789012345678901234567890123456789012345678901234567"
+		   "890123]\nref_type=app\nref_id=1\ntype=item.create\n"
+		   "url=https://e.org/h\n");
+	assert_int_equal(strlen(t->c.hooks[0].name), CONFIG_HOOK_NAME_MAX);
+	config_free(&t->c);
+	/* "[hooks]" is not a hook section. */
+	const char *err = load_fails(t, "[spool]\ndir=/x\n[hooks]\n");
+	expect_located(t, err, 3, "hooks", NULL);
+}
+
+static void hook_section_given_twice_is_an_error(void **state)
+{
+	struct fx *t = *state;
+	static const char *const second[] = {"[hook a]", "[hook A]"};
+	char ini[512];
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(ini, sizeof ini,
+			 "[spool]\ndir=/x\n[hook a]\nref_type=app\nref_id=1\n"
+			 "type=item.create\nurl=https://e.org/h\n%s\n"
+			 "type=item.update\n",
+			 second[i]);
+		const char *err = load_fails(t, ini);
+		expect_located(t, err, 8, "hook a", NULL);
+		assert_non_null(strstr(err, "twice"));
+	}
+}
+
+static void two_sections_declaring_one_hook_is_an_error(void **state)
+{
+	struct fx *t = *state;
+	const char *err = load_fails(t, "[spool]\ndir=/x\n"
+					"[hook first]\nref_type=app\nref_id=5\n"
+					"type=item.create\nurl=https://e.org/h\n"
+					"[hook second]\nref_type=app\n"
+					"ref_id=05\ntype=item.create\n"
+					"url=https://e.org/h\n");
+	expect_located(t, err, 8, "hook second", NULL);
+	assert_non_null(strstr(err, "[hook first]"));
+	/* Another type, ref or url is another hook. */
+	load_ok(t, "[spool]\ndir=/x\n"
+		   "[hook a]\nref_type=app\nref_id=5\ntype=item.create\n"
+		   "url=https://e.org/h\n"
+		   "[hook b]\nref_type=app\nref_id=5\ntype=item.update\n"
+		   "url=https://e.org/h\n"
+		   "[hook c]\nref_type=space\nref_id=5\ntype=item.create\n"
+		   "url=https://e.org/h\n"
+		   "[hook d]\nref_type=app\nref_id=5\ntype=item.create\n"
+		   "url=https://e.org/h2\n");
+	assert_int_equal(t->c.n_hooks, 4);
+}
+
+static void hook_url_with_a_secret_counts_as_a_secret(void **state)
+{
+	struct fx *t = *state;
+	write_ini(t, "[spool]\ndir=/x\n[hook a]\nref_type=app\nref_id=5\n"
+		     "type=item.create\nurl=https://e.org/h?secret=Hush7\n");
+	assert_int_equal(chmod(t->path, 0644), 0);
+	assert_int_equal(config_load(&t->c, t->path, t->err), 0);
+	assert_non_null(strstr(logged, ": warn: "));
+	assert_null(strstr(logged, "Hush7"));
+	config_free(&t->c);
+	logged_len = 0;
+	logged[0] = '\0';
+	write_ini(t, "[spool]\ndir=/x\n[hook a]\nref_type=app\nref_id=5\n"
+		     "type=item.create\nurl=https://e.org/h\n");
+	assert_int_equal(chmod(t->path, 0644), 0);
+	assert_int_equal(config_load(&t->c, t->path, t->err), 0);
+	assert_int_equal(logged_len, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -616,6 +868,16 @@ int main(void)
 		T(credentials_app_grant),
 		T(credentials_password_grant),
 		T(credentials_incomplete_or_none),
+		T(hook_sections_are_read_in_file_order),
+		T(spec_example_hook_section_loads),
+		T(no_hook_sections_means_no_hooks),
+		T(hook_bad_values_are_named_with_their_line),
+		T(hook_url_is_not_echoed_in_an_error),
+		T(hook_missing_key_is_named_at_its_section),
+		T(hook_names_are_letters_digits_dash_underscore),
+		T(hook_section_given_twice_is_an_error),
+		T(two_sections_declaring_one_hook_is_an_error),
+		T(hook_url_with_a_secret_counts_as_a_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
