@@ -33,6 +33,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,28 @@ def children(pid):
     return out
 
 
+def make_cert(d):
+    """A self-signed certificate for 127.0.0.1 (its own CA) in d:
+    (cert.pem, key.pem)."""
+    cert = os.path.join(d, 'cert.pem')
+    key = os.path.join(d, 'key.pem')
+    if shutil.which('openssl') is None:
+        raise Skip('openssl not installed (Debian package openssl)')
+    r = subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec',
+                        '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+                        '-keyout', key, '-out', cert, '-days', '2',
+                        '-subj', '/CN=127.0.0.1',
+                        '-addext', 'subjectAltName=IP:127.0.0.1'],
+                       capture_output=True, timeout=60)
+    eq(r.returncode, 0, 'openssl req (stderr %r)' % r.stderr[-300:])
+    return cert, key
+
+
+def tls_wrap(sock, cert):
+    ctx = ssl.create_default_context(cafile=cert)
+    return ctx.wrap_socket(sock, server_hostname='127.0.0.1')
+
+
 # --------------------------------------------------------------------------
 # Redis: the server, and a small RESP client of the suite's own
 
@@ -202,8 +225,10 @@ class RespError(Exception):
 
 
 class Resp:
-    def __init__(self, port, password=None, user=None):
+    def __init__(self, port, password=None, user=None, cert=None):
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=20)
+        if cert is not None:
+            self.sock = tls_wrap(self.sock, cert)
         self.f = self.sock.makefile('rb')
         if password is not None:
             r = self.call('AUTH', *([user] if user else []) + [password])
@@ -245,7 +270,7 @@ class RedisBroker:
     name = 'redis'
     handler = REDIS_HANDLER
 
-    def __init__(self, h, d, password=None, stream='podio'):
+    def __init__(self, h, d, password=None, stream='podio', tls=False):
         if shutil.which('redis-server') is None:
             raise Skip('redis-server not installed (Debian package '
                        'redis-server)')
@@ -255,6 +280,9 @@ class RedisBroker:
         self.port = harness.free_port()
         self.password = password
         self.stream = stream
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_cert(d)
         self.proc = None
         self.log = open(os.path.join(d, 'redis.log'), 'ab')
         h.stoppers.append(self.stop)
@@ -265,6 +293,10 @@ class RedisBroker:
                 '127.0.0.1', '--save', '', '--appendonly', 'yes',
                 '--appendfsync', 'always', '--daemonize', 'no',
                 '--dir', self.dir]
+        if self.cert is not None:
+            args[1:3] = ['--port', '0', '--tls-port', str(self.port),
+                         '--tls-cert-file', self.cert, '--tls-key-file',
+                         self.key, '--tls-auth-clients', 'no']
         if self.password is not None:
             args += ['--requirepass', self.password]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
@@ -280,7 +312,7 @@ class RedisBroker:
                 c.close()
                 if ok:
                     return
-            except OSError:
+            except (OSError, Failure):
                 pass
             time.sleep(0.05)
         raise Failure('redis-server did not answer PING')
@@ -295,16 +327,19 @@ class RedisBroker:
         self.start()
 
     def client(self):
-        return Resp(self.port, self.password)
+        return Resp(self.port, self.password, cert=self.cert)
 
     def url(self, db=0):
         auth = ''
         if self.password is not None:
             auth = ':%s@' % D.enc(self.password)
-        return 'redis://%s127.0.0.1:%d/%d' % (auth, self.port, db)
+        return '%s://%s127.0.0.1:%d/%d' % (
+            'rediss' if self.cert else 'redis', auth, self.port, db)
 
     def env(self, **extra):
         e = {'REDIS_URL': self.url(), 'PODIO_STREAM': self.stream}
+        if self.cert is not None:
+            e['REDIS_CA_FILE'] = self.cert
         e.update(extra)
         return e
 
@@ -347,11 +382,18 @@ class RedisBroker:
 # NATS: the server, and a small client of the suite's own
 
 class NatsClient:
-    def __init__(self, port, user=None, password=None, token=None):
+    def __init__(self, port, user=None, password=None, token=None,
+                 cert=None):
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=20)
-        self.f = self.sock.makefile('rb')
-        info = self.f.readline()
+        info = b''
+        while not info.endswith(b'\r\n'):
+            c = self.sock.recv(1)
+            check(c != b'', 'nats closed before its INFO')
+            info += c
         check(info.startswith(b'INFO '), 'nats first line %r', info[:80])
+        if cert is not None:
+            self.sock = tls_wrap(self.sock, cert)
+        self.f = self.sock.makefile('rb')
         opts = {'verbose': False, 'pedantic': False, 'headers': True,
                 'no_responders': True, 'protocol': 1, 'lang': 'test'}
         if user is not None:
@@ -412,7 +454,7 @@ class NatsBroker:
 
     def __init__(self, h, d, jetstream=True, user=None, password=None,
                  token=None, max_payload=None, stream='PODIO',
-                 subject='podio'):
+                 subject='podio', tls=False):
         if shutil.which('nats-server') is None:
             raise Skip('nats-server not installed (Debian package '
                        'nats-server)')
@@ -424,6 +466,9 @@ class NatsBroker:
         self.user, self.password, self.token = user, password, token
         self.max_payload = max_payload
         self.stream, self.subject = stream, subject
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_cert(d)
         self.proc = None
         self.log = open(os.path.join(d, 'nats.log'), 'ab')
         h.stoppers.append(self.stop)
@@ -444,6 +489,9 @@ class NatsBroker:
         if self.token is not None:
             lines.append('authorization { token: %s }'
                          % json.dumps(self.token))
+        if self.cert is not None:
+            lines.append('tls { cert_file: %s, key_file: %s }'
+                         % (json.dumps(self.cert), json.dumps(self.key)))
         with open(conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
         self.proc = subprocess.Popen(['nats-server', '-c', conf],
@@ -475,7 +523,8 @@ class NatsBroker:
         self.start()
 
     def client(self):
-        return NatsClient(self.port, self.user, self.password, self.token)
+        return NatsClient(self.port, self.user, self.password, self.token,
+                          self.cert)
 
     def url(self):
         auth = ''
@@ -488,6 +537,8 @@ class NatsBroker:
     def env(self, **extra):
         e = {'NATS_URL': self.url(), 'PODIO_NATS_STREAM': self.stream,
              'PODIO_NATS_SUBJECT': self.subject}
+        if self.cert is not None:
+            e['NATS_CA_FILE'] = self.cert
         e.update(extra)
         return e
 
@@ -512,6 +563,8 @@ class NatsBroker:
             hdrs = base64.b64decode(m.get('hdrs', '')).split(b'\r\n')
             eq(hdrs[0], b'NATS/1.0', 'stored header block of %d' % seq)
             headers = dict(x.split(b': ', 1) for x in hdrs[1:] if x)
+            check(b'Nats-Msg-Id' in headers, 'message %d has no Nats-Msg-Id '
+                  '(headers %r)', seq, headers)
             prefix = self.subject + '.'
             check(m['subject'].startswith(prefix), 'subject %r', m['subject'])
             eq(headers.get(b'Nats-Expected-Stream'), self.stream.encode(),
@@ -976,9 +1029,9 @@ def case_redis_config_errors(h):
 
 
 def case_redis_refused(h):
-    """An XADD that Redis refuses (the stream's key holds a string) writes
-    nothing, not even the seen key; once the key is fixed, the event goes
-    in."""
+    """An XADD that Redis refuses (the stream's key holds a string; memory
+    full) writes nothing, not even the seen key; once the cause is fixed,
+    the event goes in."""
     sp = Spool(h, 'redis-refused')
     b = RedisBroker(h, sp.dir)
     lines = fill(sp, 3)
@@ -994,10 +1047,31 @@ def case_redis_refused(h):
     eq(c.call('KEYS', 'podio:seen:*'), [], 'seen keys left by a refused XADD')
     eq(c.call('GET', 'podio'), b'not a stream', 'the string')
     eq(c.call('DEL', 'podio'), 1, 'DEL')
-    c.close()
     r = sp.drain('--exec', shell_cmd(b.handler, b.env(), log))
     eq(r.returncode, 0, 'drain exit status once fixed')
     expect_once(b, lines)
+    sp.expect_empty()
+    # Memory full (maxmemory below what is used, no eviction).
+    more = fill(sp, 2, tag='oom')
+    info = c.call('INFO', 'memory').decode()
+    used = int(re.search(r'(?m)^used_memory:(\d+)', info).group(1))
+    eq(c.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction'), b'OK',
+       'maxmemory-policy')
+    eq(c.call('CONFIG', 'SET', 'maxmemory', str(used // 2)), b'OK',
+       'maxmemory')
+    r = sp.drain('--batch', shell_cmd(b.handler, b.env(), log))
+    eq(r.returncode, 1, 'drain exit status with memory full')
+    with open(log) as f:
+        err = f.read()
+    eq(len(re.findall(r'(?m)^redis-stream: \S+ not added: OOM ', err)), 2,
+       'OOM refusals on stderr: %r' % err[-500:])
+    eq(len(c.call('KEYS', 'podio:seen:*')), len(lines),
+       'seen keys after the OOM refusals')
+    eq(c.call('CONFIG', 'SET', 'maxmemory', '0'), b'OK', 'maxmemory 0')
+    c.close()
+    r = sp.drain('--batch', shell_cmd(b.handler, b.env(), log))
+    eq(r.returncode, 0, 'drain exit status with memory again')
+    expect_once(b, lines + more)
     sp.expect_empty()
 
 
@@ -1014,6 +1088,35 @@ def case_redis_forever(h):
     for eid in by_id(lines):
         eq(c.call('TTL', 'events:podio:seen:' + eid), -1, 'TTL of ' + eid)
     c.close()
+
+
+def case_redis_tls(h):
+    """rediss:// with REDIS_CA_FILE; a server the CA does not vouch for,
+    a CA file that cannot be read, plain redis:// to a TLS port."""
+    sp = Spool(h, 'redis-tls')
+    b = RedisBroker(h, sp.dir, tls=True, password='tls-pw')
+    lines = fill(sp, 4)
+    log = os.path.join(sp.dir, 'handler.log')
+    r = sp.drain('--batch', shell_cmd(b.handler, b.env(), log))
+    eq(r.returncode, 0, 'drain exit status (log %r)'
+       % open(log, 'rb').read()[-300:])
+    expect_once(b, lines)
+    more = fill(sp, 1, tag='x')[0]
+    r = run_handler(b.handler, b.env(REDIS_CA_FILE=''), more, args=())
+    eq(r.returncode, 1, 'exit status with the system CAs')
+    check('CERTIFICATE_VERIFY_FAILED' in one_line(r.stderr, 'system CAs'),
+          'stderr %r', r.stderr)
+    r = run_handler(b.handler, b.env(REDIS_CA_FILE='/nonexistent/ca.pem'),
+                    more, args=())
+    eq(r.returncode, 2, 'exit status with a missing CA file')
+    check(one_line(r.stderr, 'missing CA').startswith(
+        'redis-stream: REDIS_CA_FILE: '), 'stderr %r', r.stderr)
+    env = b.env(PODIO_BROKER_TIMEOUT='2')
+    env['REDIS_URL'] = env['REDIS_URL'].replace('rediss:', 'redis:')
+    r = run_handler(b.handler, env, more, args=())
+    eq(r.returncode, 1, 'exit status of redis:// to a TLS port')
+    one_line(r.stderr, 'redis:// to a TLS port')
+    expect_once(b, lines)
 
 
 # --------------------------------------------------------------------------
@@ -1197,6 +1300,63 @@ def case_nats_max_payload(h):
     expect_once(b, small)
 
 
+def case_nats_tls(h):
+    """A server that requires TLS, reached by nats:// and tls:// with
+    NATS_CA_FILE; a server the CA does not vouch for."""
+    sp = Spool(h, 'nats-tls')
+    b = NatsBroker(h, sp.dir, tls=True, token='tls-token')
+    lines = fill(sp, 4)
+    log = os.path.join(sp.dir, 'handler.log')
+    r = sp.drain('--batch', shell_cmd(b.handler, b.env(), log))
+    eq(r.returncode, 0, 'drain exit status (log %r)'
+       % open(log, 'rb').read()[-300:])
+    more = fill(sp, 1, tag='x')[0]
+    env = b.env()
+    env['NATS_URL'] = env['NATS_URL'].replace('nats:', 'tls:')
+    r = run_handler(b.handler, env, more)
+    eq(r.returncode, 0, 'tls:// exit status (stderr %r)' % r.stderr[-300:])
+    expect_once(b, lines + [more])
+    r = run_handler(b.handler, b.env(NATS_CA_FILE=''), more, args=())
+    eq(r.returncode, 1, 'exit status with the system CAs')
+    check('CERTIFICATE_VERIFY_FAILED' in one_line(r.stderr, 'system CAs'),
+          'stderr %r', r.stderr)
+    r = run_handler(b.handler, b.env(NATS_CA_FILE='/nonexistent/ca.pem'),
+                    more, args=())
+    eq(r.returncode, 2, 'exit status with a missing CA file')
+    check(one_line(r.stderr, 'missing CA').startswith(
+        'nats-jetstream: NATS_CA_FILE: '), 'stderr %r', r.stderr)
+
+
+def case_readme_cron_lines(h):
+    """The crontab lines of README.md, run as cron would (/bin/sh -c, the
+    URL variable in the environment) with the installed paths mapped to
+    this tree: each broker gets every event once."""
+    with open(os.path.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    found = re.findall(r'(?m)^(REDIS_URL|NATS_URL)=\S+\n'
+                       r'(?:[*/0-9,-]+\s+){5}(/usr/local/bin/podio-hook .*'
+                       r'handlers/(redis-stream|nats-jetstream))$', readme)
+    eq(sorted((v, n) for v, _, n in found),
+       [('NATS_URL', 'nats-jetstream'), ('REDIS_URL', 'redis-stream')],
+       'crontab lines in README.md')
+    for var, cmd, name in found:
+        sp = Spool(h, 'readme-' + name)
+        b = (RedisBroker if var == 'REDIS_URL' else NatsBroker)(h, sp.dir)
+        lines = fill(sp, 6)
+        for old, new in (('/usr/local/bin/podio-hook', h.bin),
+                         ('/etc/podio-hook.ini', sp.ini),
+                         ('/usr/local/lib/podio-hook/handlers', HANDLERS)):
+            check(old in cmd, '%r not in %r', old, cmd)
+            cmd = cmd.replace(old, shlex.quote(new))
+        env = {'PATH': SYS_PATH, 'LANG': 'C', var: b.url()}
+        r = subprocess.run(['/bin/sh', '-c', cmd], env=env,
+                           capture_output=True, timeout=120)
+        eq((r.returncode, r.stdout, r.stderr), (0, b'', b''),
+           'the cron line of %s' % name)
+        expect_once(b, lines)
+        sp.expect_empty()
+
+
 CASES = [
     ('redis: --exec, every event once, fields byte for byte (UTF-8, '
      'control characters, a 126 KiB line), seen keys expire in a week',
@@ -1219,9 +1379,11 @@ CASES = [
     ('redis: password, ACL user and database in REDIS_URL',
      case_redis_url),
     ('redis: configuration errors exit 2', case_redis_config_errors),
-    ('redis: a refused XADD leaves nothing behind', case_redis_refused),
+    ('redis: a refused XADD (wrong type, out of memory) leaves nothing '
+     'behind', case_redis_refused),
     ('redis: PODIO_DEDUP_WINDOW=0 keeps seen keys forever',
      case_redis_forever),
+    ('redis: rediss:// with REDIS_CA_FILE', case_redis_tls),
     ('nats: --exec, every event once, byte for byte; stream PODIO created '
      'on podio.> with a week\'s duplicate window', case_nats_exec),
     ('nats: --batch, one handler per claimed file', case_nats_batch),
@@ -1245,6 +1407,9 @@ CASES = [
     ('nats: a server without JetStream', case_nats_no_jetstream),
     ('nats: an existing stream is used as it is', case_nats_existing_stream),
     ('nats: an event over max_payload', case_nats_max_payload),
+    ('nats: TLS with NATS_CA_FILE', case_nats_tls),
+    ('README.md: the crontab lines for Redis and NATS work',
+     case_readme_cron_lines),
 ]
 
 
