@@ -439,8 +439,8 @@ class NatsClient:
             return status, hdr, data[hlen:]
 
     def js(self, what, obj=None):
-        status, _, payload = self.request(
-            '$JS.API.' + what, b'' if obj is None else json.dumps(obj).encode())
+        body = b'' if obj is None else json.dumps(obj).encode()
+        status, _, payload = self.request('$JS.API.' + what, body)
         check(status is None, '$JS.API.%s: status %s', what, status)
         return json.loads(payload)
 
@@ -755,14 +755,16 @@ def random_kills(h, make, mode):
     rnd = h.rnd
     lines = []
     kills = {'drain': 0, 'handler': 0}
-    rounds = 10
-    for rnd_i in range(rounds):
-        if mode == 'batch' or rnd_i == 0:  # fresh claimed files
-            lines += fill(sp, 40 if mode == 'exec' else 12,
-                          tag='r%d-' % rnd_i)
+    # A drain --exec of 10 events takes about half a second (a Python
+    # start per event), a drain --batch of 3 files about a tenth: the
+    # kills fall anywhere in a run, sometimes after it.
+    longest = 0.7 if mode == 'exec' else 0.25
+    for rnd_i in range(12):
+        lines += fill(sp, 10 if mode == 'exec' else 12, tag='r%d-' % rnd_i)
         p = sp.popen_drain(flag, cmd, '--max-attempts', KILL_ATTEMPTS)
-        until = time.monotonic() + rnd.uniform(0.05, 0.9)
-        hkill = time.monotonic() + rnd.uniform(0.0, 0.6) \
+        run_for = rnd.uniform(0.02, longest)
+        until = time.monotonic() + run_for
+        hkill = time.monotonic() + rnd.uniform(0.0, run_for) \
             if rnd.random() < 0.7 else None
         while p.poll() is None and time.monotonic() < until:
             if hkill is not None and time.monotonic() >= hkill:
