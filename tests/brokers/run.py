@@ -4,6 +4,7 @@
 
     python3 tests/brokers/run.py [--bin cgi-bin/podio-hook.cgi]
                                  [--only SUBSTR] [--seed N] [--keep] [--list]
+    python3 tests/brokers/run.py --measure N
 
 Starts redis-server and nats-server (JetStream, its store in the temporary
 directory) on 127.0.0.1 at free ports, stops them by PID.  Spools are
@@ -1415,6 +1416,34 @@ CASES = [
 ]
 
 
+def measure(h, n):
+    """--measure N: events/s of drain --exec and --batch into each broker
+    (N events of one type, written to the spool directly), and the ratio.
+    Figures only: no assertion on them."""
+    for make in (RedisBroker, NatsBroker):
+        rate = {}
+        for mode in ('exec', 'batch'):
+            sp = Spool(h, 'measure-%s-%s' % (make.name, mode))
+            b = make(h, sp.dir)
+            lines = [D.make_line('m%06d' % i, 'item.create',
+                                 {'item_id': str(i), 'note': NOTES[0]})
+                     for i in range(n)]
+            sp.write('item.create.jsonl', b''.join(lines))
+            log = os.path.join(sp.dir, 'handler.log')
+            cmd = shell_cmd(b.handler, b.env(), log).replace(' -v ', ' ')
+            t0 = time.monotonic()
+            r = sp.drain('--' + mode, cmd, timeout=3600)
+            dt = time.monotonic() - t0
+            eq(r.returncode, 0, 'drain exit status')
+            expect_once(b, lines)
+            rate[mode] = n / dt
+            print('# %s drain --%s: %d events in %.2f s, %.0f events/s'
+                  % (b.name, mode, n, dt, rate[mode]))
+            h.cleanup_case()
+        print('# %s: --batch %.0f times as fast as --exec'
+              % (make.name, rate['batch'] / rate['exec']))
+
+
 class Harness:
     def __init__(self, binary, seed):
         self.bin = binary
@@ -1453,6 +1482,9 @@ def main():
     ap.add_argument('--keep', action='store_true',
                     help='keep the temporary directory')
     ap.add_argument('--list', action='store_true')
+    ap.add_argument('--measure', type=int, metavar='N',
+                    help='print events/s of --exec and --batch for N '
+                    'events into each broker, run no case')
     args = ap.parse_args()
     if args.list:
         for name, _ in CASES:
@@ -1465,6 +1497,13 @@ def main():
         return 1
     seed = args.seed if args.seed is not None else int(time.time())
     h = Harness(binary, seed)
+    if args.measure:
+        try:
+            measure(h, args.measure)
+        finally:
+            h.cleanup_case()
+            shutil.rmtree(h.tmp, ignore_errors=True)
+        return 0
     passed = failed = skipped = 0
     t0 = time.monotonic()
     try:
