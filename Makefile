@@ -128,6 +128,10 @@ install: all
 	install -m 0644 apache/*.conf $(DESTDIR)$(DOCDIR)/examples/apache/
 	install -m 0644 systemd/podio-hook.service systemd/podio-hook.socket \
 	  $(DESTDIR)$(DOCDIR)/examples/systemd/
+	install -d $(DESTDIR)$(PREFIX)/lib/podio-hook/handlers
+	install -m 0755 examples/handlers/redis-stream \
+	  examples/handlers/nats-jetstream \
+	  $(DESTDIR)$(PREFIX)/lib/podio-hook/handlers/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/podio-hook \
@@ -135,6 +139,8 @@ uninstall:
 	      $(DESTDIR)$(MANDIR)/man1/podio-hook.1 \
 	      $(DESTDIR)$(MANDIR)/man5/podio-hook.ini.5
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(PREFIX)/lib/podio-hook/handlers
+	rmdir $(DESTDIR)$(PREFIX)/lib/podio-hook 2>/dev/null || true
 
 format:
 	clang-format -i lib/*.[ch] fcgi/*.[ch] tests/unit/*.c
