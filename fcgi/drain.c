@@ -17,6 +17,7 @@
 #include "../lib/form.h"
 #include "../lib/log.h"
 #include "child.h"
+#include "fetch.h"
 #include "follow.h"
 
 /* Print mode hands lines over in writes of about this size. */
@@ -35,7 +36,7 @@
 static const char drain_usage[] =
     "usage: podio-hook drain [--type GLOB]... [--exec CMD | --batch CMD]\n"
     "         [--max-attempts N] [--timeout S] [--limit N] [--wait]\n"
-    "         [--retry-failed] [--coalesce] [--follow [--rescan S]]\n"
+    "         [--retry-failed] [--fetch] [--coalesce] [--follow [--rescan S]]\n"
     "         [--config PATH] [-v]\n"
     "\n"
     "Claims the spool files and hands their events over, oldest first:\n"
@@ -53,6 +54,8 @@ static const char drain_usage[] =
     "  --limit N         offer at most N events in this run\n"
     "  --wait            wait for a running drain instead of exiting\n"
     "  --retry-failed    offer the events in failed/ again\n"
+    "  --fetch           attach the Podio object the event names "
+    "(\"fetched\")\n"
     "  --coalesce        hand repeated deliveries and the *.update events\n"
     "                    of one object over once (the latest)\n"
     "  --follow          keep running: hand events over as they arrive;\n"
@@ -72,6 +75,8 @@ struct drain {
 	int timeout_s;
 	int follow;
 	unsigned rescan_s;
+	int fetching; /* --fetch */
+	struct fetcher fetch;
 	int verbose;
 	char *out; /* print mode: lines not yet written */
 	size_t out_len;
@@ -362,6 +367,7 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 	    {"--wait", CLI_FLAG, &d->opt.wait, 0, 0},
 	    {"--retry-failed", CLI_FLAG, &d->opt.retry_failed, 0, 0},
 	    {"--coalesce", CLI_FLAG, &d->opt.coalesce, 0, 0},
+	    {"--fetch", CLI_FLAG, &d->fetching, 0, 0},
 	    {"--follow", CLI_FLAG, &d->follow, 0, 0},
 	    {"--rescan", CLI_NUMBER, &rescan, 1, DRAIN_RESCAN_MAX},
 	    {NULL, CLI_FLAG, NULL, 0, 0},
@@ -397,12 +403,24 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 	return 0;
 }
 
+/* --fetch: the object behind the event, before it is handed over. */
+static enum engine_verdict drain_prepare(void *ctx,
+					 const struct engine_event *ev,
+					 char **out, size_t *out_len,
+					 char why[ENGINE_WHY_MAX])
+{
+	struct drain *d = ctx;
+	return fetch_event(&d->fetch, ev, out, out_len, why);
+}
+
 /* The handler for the chosen mode. */
 static int handler(struct drain *d, struct engine_handler *h)
 {
 	memset(h, 0, sizeof *h);
 	h->ctx = d;
 	h->commit_every = 1;
+	if (d->fetching)
+		h->prepare = drain_prepare;
 	if (d->batch_cmd != NULL) {
 		h->batch = batch_run;
 	} else if (d->exec_cmd != NULL) {
@@ -469,6 +487,15 @@ int drain_main(struct app *a, int argc, char **argv)
 		return 2;
 	}
 	d.opt.file_mode = a->cfg.file_mode;
+	if (d.fetching && !config_has_credentials(&a->cfg)) {
+		fprintf(stderr,
+			"podio-hook: drain: --fetch needs Podio credentials in "
+			"%s: [podio] client_id, client_secret and app_id + "
+			"app_token or username + password\n",
+			a->cfg.path);
+		return 2;
+	}
+	d.fetch.a = a;
 	d.tty = isatty(STDERR_FILENO);
 	if (handler(&d, &h) != 0) {
 		fprintf(stderr, "podio-hook: drain: out of memory\n");
@@ -506,9 +533,10 @@ int drain_main(struct app *a, int argc, char **argv)
 	if (d.verbose)
 		fprintf(stderr,
 			"podio-hook: drain: %llu handled, %llu to retry, %llu "
-			"failed, %llu quarantined, %u problems%s\n",
+			"failed, %llu quarantined, %u problems, %llu "
+			"coalesced, %llu fetched%s\n",
 			s->handled, s->retried, s->dead, s->quarantined,
-			s->problems,
+			s->problems, s->coalesced, d.fetch.calls,
 			s->stopped ? "; stopped early (rate limit)" : "");
 	if (d.follow)
 		return failed || s->broken ? 1 : 0;

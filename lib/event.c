@@ -93,3 +93,36 @@ enum outcome event_check(const struct form *params,
 	*type = t;
 	return OUT_OK;
 }
+
+/* The object behind each type that names one still readable. */
+static const struct {
+	const char *type;
+	const char *id_param;
+	const char *path;
+} objects[] = {
+    {"item.create", "item_id", "/item/"},
+    {"item.update", "item_id", "/item/"},
+    {"comment.create", "item_id", "/item/"},
+    {"file.change", "item_id", "/item/"},
+    {"tag.add", "item_id", "/item/"},
+    {"tag.delete", "item_id", "/item/"},
+    {"task.create", "task_id", "/task/"},
+    {"task.update", "task_id", "/task/"},
+    {"app.create", "app_id", "/app/"},
+    {"app.update", "app_id", "/app/"},
+    {"form.create", "form_id", "/form/"},
+    {"form.update", "form_id", "/form/"},
+    {"status.create", "status_id", "/status/"},
+    {"status.update", "status_id", "/status/"},
+};
+
+const char *event_object_path(const char *type, const char **id_param)
+{
+	for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
+		if (strcmp(objects[i].type, type) == 0) {
+			*id_param = objects[i].id_param;
+			return objects[i].path;
+		}
+	}
+	return NULL;
+}

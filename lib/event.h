@@ -46,6 +46,15 @@ enum outcome event_check(const struct form *params,
 			 const struct event_policy *policy,
 			 const struct form_field **type);
 
+/*
+ * The Podio object an event of this type names, for handlers that fetch
+ * it: the param that holds its id (*id_param, e.g. "item_id") and the
+ * API path before the id (returned, e.g. "/item/").  NULL for types that
+ * name no object that can still be read (deletes, members, contacts,
+ * hook.verify).
+ */
+const char *event_object_path(const char *type, const char **id_param);
+
 /* 1 when the type is hook.verify. */
 int event_is_verify(const struct form_field *type);
 
