@@ -86,6 +86,7 @@ $(BUILD)/podio-hook-curl-linked: $(LIB_OBJ) $(FCGI_OBJ)
 bench: all $(BUILD)/podio-hook-curl-linked
 	BENCH_CURL_LINKED=$(BUILD)/podio-hook-curl-linked bench/run $(BIN)
 	bench/drain $(BIN)
+	bench/consumer $(BIN)
 
 # What one uploads to a shared host: the cgi-bin/ folder, as a tarball.
 VERSION := $(shell sed -n 's/^\#define PODIO_HOOK_VERSION *"\(.*\)"/\1/p' fcgi/app.h)
