@@ -274,6 +274,48 @@ def t_no_credentials(env):
           "the spool file was claimed")
 
 
+def readme_handler():
+    """The README's complete handler (the sh block after its heading)."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    at = text.index("### A complete handler")
+    start = text.index("```sh\n", at) + len("```sh\n")
+    return text[start:text.index("```", start)]
+
+
+@case("the README's complete handler, run by drain --fetch --coalesce "
+      "--exec: the open item gets last-seen through api PUT, a closed one "
+      "and a deleted one are left; one token request in all")
+def t_readme_handler(env):
+    env.fake.update(objects=dict(env.fake.scenario["objects"], **{
+        "/item/12": {"item_id": 12, "fields": [
+            {"external_id": "status", "values": [{"value": "closed"}]}]}}))
+    path = os.path.join(env.dir, "on-item.sh")
+    with open(path, "w") as f:
+        f.write(readme_handler().replace("/usr/local/bin/podio-hook",
+                                         env.binary))
+    os.chmod(path, 0o755)
+    env.post(type="item.update", item_id="1", item_revision_id="1")
+    env.post(type="item.update", item_id="1", item_revision_id="2")
+    env.post(type="item.update", item_id="12", item_revision_id="1")
+    env.post(type="item.update", item_id="404", item_revision_id="1")
+    p = subprocess.run([env.binary, "drain", "--type", "item.*", "--fetch",
+                        "--coalesce", "--exec", path],
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                            "PODIO_HOOK_CONFIG": env.ini},
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr[-400:])
+    puts = [e for e in env.fake.requests() if e["method"] == "PUT"]
+    eq([e["path"] for e in puts], ["/item/1"], "PUTs")
+    body = json.loads(puts[0]["body"])
+    eq(list(body["fields"]), ["last-seen"], "fields changed")
+    eq(body["fields"]["last-seen"]["start_date"],
+       time.strftime("%Y-%m-%d", time.gmtime()), "date")
+    eq(len(env.tokens()), 1, "token requests (drain and api share it)")
+    eq(sorted(env.gets()), ["/item/1", "/item/12", "/item/404"], "GETs")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "cgi-bin",
