@@ -93,7 +93,8 @@ int follow_run(struct engine *e, const volatile sig_atomic_t *stop,
 	}
 	log_info("drain --follow: following %s (full pass every %u s)", e->dir,
 		 rescan_s);
-	int rc = pass(e, 0);
+	int paused;
+	int rc = pass(e, 0, &paused);
 	long long next_full = now_ms() + (long long)rescan_s * 1000;
 	while (rc == 0 && !*stop && !engine_done(e)) {
 		long long wait = next_full - now_ms();
@@ -112,10 +113,10 @@ int follow_run(struct engine *e, const volatile sig_atomic_t *stop,
 		if (woke < 0) {
 			rc = -1;
 		} else if (now_ms() >= next_full) {
-			rc = pass(e, 0);
+			rc = pass(e, 0, &paused);
 			next_full = now_ms() + (long long)rescan_s * 1000;
-		} else if (woke > 0) {
-			rc = pass(e, 1);
+		} else if (woke > 0 && !paused) {
+			rc = pass(e, 1, &paused);
 		}
 	}
 	close(in);
