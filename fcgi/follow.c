@@ -65,10 +65,15 @@ static int changes(struct engine *e, int in)
 	}
 }
 
-/* One pass; new_only for the passes woken by inotify. */
-static int pass(struct engine *e, int new_only)
+/*
+ * One pass; new_only for the passes woken by inotify.  *paused is set
+ * when a rate limit stopped it: no pass until the next full one, so that
+ * arrivals do not hammer the API meanwhile.
+ */
+static int pass(struct engine *e, int new_only, int *paused)
 {
 	e->opt.new_only = new_only;
+	*paused = 0;
 	if (engine_pass(e) != 0 && e->stats.broken)
 		return -1;
 	if (e->stats.stopped) {
@@ -76,6 +81,7 @@ static int pass(struct engine *e, int new_only)
 		    "drain --follow: stopped by a rate limit; trying again "
 		    "at the next full pass");
 		e->stats.stopped = 0;
+		*paused = 1;
 	}
 	return 0;
 }
