@@ -274,6 +274,48 @@ def t_no_credentials(env):
           "the spool file was claimed")
 
 
+@case("--follow --fetch: a 420 pauses it until the next full pass (no call "
+      "per arrival meanwhile), then every event goes, once, in order")
+def t_follow_rate_limit(env):
+    out = os.path.join(env.dir, "out")
+    log = open(os.path.join(env.dir, "follow.log"), "wb")
+    env.fake.update(rate_limit={"after": 0, "on": ["object"]})
+    p = subprocess.Popen([env.binary, "--config", env.ini, "drain",
+                          "--follow", "--fetch", "--rescan", "3", "--exec",
+                          "cat >> %s" % out], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log)
+    P.PROCS[p.pid] = p
+    try:
+        time.sleep(0.5)
+        P.check_ok(env.cgi("type=item.create&item_id=1&n=0"))
+        time.sleep(0.5)
+        for k in range(1, 4):
+            P.check_ok(env.cgi("type=item.create&item_id=1&n=%d" % k))
+            time.sleep(0.2)
+        eq(len(env.gets()), 1, "GETs while paused")
+        env.fake.update(rate_limit=None)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(out) and open(out).read().count("\n") == 4:
+                break
+            time.sleep(0.05)
+        p.send_signal(15)
+        eq(p.wait(timeout=30), 0, "exit status")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        log.close()
+    with open(out, "rb") as f:
+        got = [json.loads(l) for l in f.read().splitlines()]
+    eq([j["params"]["n"] for j in got], ["0", "1", "2", "3"],
+       "handed over once each, in order")
+    eq(got[0]["fetched"]["status"], 200, "fetched")
+    text = open(os.path.join(env.dir, "follow.log")).read()
+    check("rate limit" in text, "the log says nothing of the limit: %r"
+          % text[-500:])
+
+
 def readme_handler():
     """The README's complete handler (the sh block after its heading)."""
     with open(os.path.join(ROOT, "README.md")) as f:
