@@ -1,5 +1,5 @@
 /*
- * claim.h - the consumer side of the spool (SPEC section 5).
+ * claim.h - the consumer side of the spool (podio-hook(1), THE SPOOL).
  *
  * Claim protocol: rename {type}.jsonl to {type}.jsonl.claim-<µs> (a name
  * writers never open), then flock(LOCK_EX) the renamed file and release
