@@ -1,4 +1,6 @@
 # podio-hook - see README.md.  `make`, `make check`, `make run`, `make bench`.
+# `make run` and `make check` first install the Debian packages of
+# tools/packages that are missing (`make deps`, through sudo when not root).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -75,8 +77,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 
 unit: $(UNIT_BIN)
 
-check: all unit
+# deps first, on its own: the build needs what it installs.
+check: deps
+	$(MAKE) all unit
 	tests/check $(BUILD)
+
+deps:
+	tools/deps
 
 # For comparison only: the same program with libcurl linked at build time
 # instead of loaded on first use.
@@ -104,31 +111,41 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	tests/fuzz/run $(FUZZ_SECONDS)
 
-run:
+run: deps
 	tools/run
 
 stop:
 	tools/stop-run
 
 DOCDIR = $(PREFIX)/share/doc/podio-hook
+EXAMPLES = $(DOCDIR)/examples
+
+# Installed text files name the installed paths: /usr/local (the default
+# PREFIX) in the tree becomes $(PREFIX) (units' ExecStart, the servers'
+# configs, the man pages, the README's crontab lines).
+SUBST_PREFIX = sed -e 's|/usr/local/|$(PREFIX)/|g'
+# install_text SOURCE DEST: SOURCE with PREFIX substituted, mode 0644.
+install_text = $(SUBST_PREFIX) $(1) >$(2).tmp && chmod 0644 $(2).tmp && \
+	mv $(2).tmp $(2)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/cgi-bin \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(DOCDIR)/examples/lighttpd $(DESTDIR)$(DOCDIR)/examples/apache \
-	  $(DESTDIR)$(DOCDIR)/examples/systemd
+	  $(DESTDIR)$(EXAMPLES)/lighttpd $(DESTDIR)$(EXAMPLES)/apache \
+	  $(DESTDIR)$(EXAMPLES)/nginx $(DESTDIR)$(EXAMPLES)/systemd
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/podio-hook
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/lib/cgi-bin/podio-hook.cgi
-	install -m 0644 man/podio-hook.1 $(DESTDIR)$(MANDIR)/man1/podio-hook.1
-	install -m 0644 man/podio-hook.ini.5 \
-	  $(DESTDIR)$(MANDIR)/man5/podio-hook.ini.5
-	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	install -m 0644 cgi-bin/podio-hook.ini.example cgi-bin/.htaccess \
-	  $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 lighttpd/*.conf $(DESTDIR)$(DOCDIR)/examples/lighttpd/
-	install -m 0644 apache/*.conf $(DESTDIR)$(DOCDIR)/examples/apache/
-	install -m 0644 systemd/podio-hook.service systemd/podio-hook.socket \
-	  $(DESTDIR)$(DOCDIR)/examples/systemd/
+	$(call install_text,man/podio-hook.1,$(DESTDIR)$(MANDIR)/man1/podio-hook.1)
+	$(call install_text,man/podio-hook.ini.5,$(DESTDIR)$(MANDIR)/man5/podio-hook.ini.5)
+	$(call install_text,README.md,$(DESTDIR)$(DOCDIR)/README.md)
+	for f in cgi-bin/podio-hook.ini.example cgi-bin/.htaccess; do \
+	  $(call install_text,$$f,$(DESTDIR)$(EXAMPLES)/$${f#cgi-bin/}) || exit 1; \
+	done
+	for f in lighttpd/*.conf apache/*.conf nginx/*.conf \
+	    systemd/podio-hook.service systemd/podio-hook.socket \
+	    systemd/podio-hook-drain.service; do \
+	  $(call install_text,$$f,$(DESTDIR)$(EXAMPLES)/$$f) || exit 1; \
+	done
 	install -d $(DESTDIR)$(PREFIX)/lib/podio-hook/handlers
 	install -m 0755 examples/handlers/redis-stream \
 	  examples/handlers/nats-jetstream \
@@ -149,7 +166,8 @@ format:
 clean:
 	rm -rf build $(BIN) $(BIN).tmp
 
-.PHONY: all unit check bench fuzz dist run stop install uninstall format clean FORCE
+.PHONY: all unit check deps bench fuzz dist run stop install uninstall format \
+	clean FORCE
 FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) \

@@ -1,5 +1,5 @@
 /*
- * drain.h - `podio-hook drain` and `podio-hook status` (SPEC section 8).
+ * drain.h - `podio-hook drain` and `podio-hook status` (podio-hook(1)).
  */
 #ifndef PODIO_DRAIN_H
 #define PODIO_DRAIN_H

@@ -1,6 +1,6 @@
 /*
  * hookcmd.h - `podio-hook hook ...` and the Podio part of `check`
- * (SPEC section 8).  Exit status: 0 done, 1 the API failed (its error on
+ * (podio-hook(1)).  Exit status: 0 done, 1 the API failed (its error on
  * standard error), 2 usage or config error.
  */
 #ifndef PODIO_HOOKCMD_H

@@ -1,6 +1,6 @@
 /*
  * podio-hook - receives Podio webhooks as CGI or FastCGI and spools them;
- * from a shell, the tool that manages the spool (SPEC sections 3 and 8).
+ * from a shell, the tool that manages the spool (podio-hook(1)).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
  * receive.h - one webhook request, from CGI/FastCGI variables and body to
- * a spooled event and a one-line answer (SPEC section 4).
+ * a spooled event and a one-line answer (podio-hook(1), Answers).
  */
 #ifndef PODIO_RECEIVE_H
 #define PODIO_RECEIVE_H

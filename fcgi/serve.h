@@ -1,5 +1,5 @@
 /*
- * serve.h - the three ways requests arrive (SPEC section 3).
+ * serve.h - the three ways requests arrive (podio-hook(1), DESCRIPTION).
  */
 #ifndef PODIO_SERVE_H
 #define PODIO_SERVE_H

@@ -8,13 +8,15 @@
 static void skipped(struct verify_result *out, const char *hook,
 		    const char *why)
 {
+	/* Only a Podio id is quoted: hook_id is the sender's bytes. */
+	int id = app_is_id(hook);
 	out->status = "skipped";
 	snprintf(out->detail, sizeof out->detail,
 		 "%s; validate later with 'podio-hook hook validate %s CODE'",
-		 why, hook);
+		 why, id ? hook : "HOOK_ID");
 	utf8_scrub(out->detail); /* the cut may split a character */
 	log_info("hook.verify spooled unvalidated hook_id=%s reason=\"%s\"",
-		 hook, why);
+		 id ? hook : "?", why);
 }
 
 void verify_hook(struct app *a, const struct form *params,

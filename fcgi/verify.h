@@ -1,5 +1,5 @@
 /*
- * verify.h - hook.verify handled inline (SPEC section 6).
+ * verify.h - hook.verify handled inline, with the Podio API.
  */
 #ifndef PODIO_VERIFY_H
 #define PODIO_VERIFY_H

@@ -52,7 +52,8 @@ static int parse_bool(const char *val, int *out, char *why)
 			return 0;
 		}
 	}
-	snprintf(why, WHY_MAX, "expected yes or no, got '%s'", val);
+	(void)val;
+	snprintf(why, WHY_MAX, "expected yes or no");
 	return -1;
 }
 
@@ -62,9 +63,8 @@ static int parse_num(const char *val, unsigned long lo, unsigned long hi,
 {
 	unsigned long long v;
 	if (num_parse(val, lo, hi, &v) != NUM_OK) {
-		snprintf(why, WHY_MAX,
-			 "expected a number from %lu to %lu, got '%s'", lo, hi,
-			 val);
+		snprintf(why, WHY_MAX, "expected a number from %lu to %lu", lo,
+			 hi);
 		return -1;
 	}
 	*out = (unsigned long)v;
@@ -118,13 +118,12 @@ static int p_file_mode(struct config *c, const char *v, char *why)
 {
 	unsigned long long m;
 	if (num_parse_n(v, strlen(v), 8, 0, 0777, &m) != NUM_OK) {
-		snprintf(why, WHY_MAX,
-			 "expected an octal mode such as 0640, got '%s'", v);
+		snprintf(why, WHY_MAX, "expected an octal mode such as 0640");
 		return -1;
 	}
 	if ((m & 0600) != 0600) {
 		snprintf(why, WHY_MAX,
-			 "%s: the owner must be able to read and write", v);
+			 "the owner must be able to read and write");
 		return -1;
 	}
 	c->file_mode = (mode_t)m;
@@ -208,7 +207,7 @@ static int p_unknown_types(struct config *c, const char *v, char *why)
 		c->reject_unknown = strcasecmp(v, "reject") == 0;
 		return 0;
 	}
-	snprintf(why, WHY_MAX, "expected accept or reject, got '%s'", v);
+	snprintf(why, WHY_MAX, "expected accept or reject");
 	return -1;
 }
 
@@ -218,7 +217,7 @@ static int p_api_url(struct config *c, const char *v, char *why)
 	while (n > 8 && v[n - 1] == '/')
 		n--;
 	if (strncasecmp(v, "https://", 8) != 0 || n <= 8) {
-		snprintf(why, WHY_MAX, "expected an https:// URL, got '%s'", v);
+		snprintf(why, WHY_MAX, "expected an https:// URL with a host");
 		return -1;
 	}
 	free(c->podio.api_url);
@@ -260,8 +259,7 @@ static int p_level(struct config *c, const char *v, char *why)
 {
 	if (log_level_parse(v, &c->log_level) == 0)
 		return 0;
-	snprintf(why, WHY_MAX, "expected error, warn, info or debug, got '%s'",
-		 v);
+	snprintf(why, WHY_MAX, "expected error, warn, info or debug");
 	return -1;
 }
 
@@ -386,7 +384,11 @@ static int located(char *err, const struct config *c, const char *section,
 	return -1;
 }
 
-/* iniparser reports syntax errors through a callback; keep the first. */
+/*
+ * iniparser reports syntax errors through a callback; keep the first.  Its
+ * message quotes the offending line, which may hold a secret (a "secret
+ * S3cr3t" that lacks its '='): only the file and the line number are kept.
+ */
 static char ini_error[CONFIG_ERR_MAX];
 
 static int capture_ini_error(const char *fmt, ...)
@@ -399,10 +401,19 @@ static int capture_ini_error(const char *fmt, ...)
 		/* "iniparser: syntax error in %s (%d):\n-> %s\n" */
 		const char *path = va_arg(ap, const char *);
 		int line = va_arg(ap, int);
-		const char *text = va_arg(ap, const char *);
-		snprintf(ini_error, sizeof ini_error, "%s:%d: syntax error: %s",
-			 path, line, text);
+		snprintf(ini_error, sizeof ini_error,
+			 "%s:%d: syntax error: expected [section], key = value "
+			 "or a ; comment (the line is not shown: it may hold a "
+			 "secret)",
+			 path, line);
+	} else if (strstr(fmt, "too long") != NULL) {
+		/* "iniparser: input line too long in %s (%d)\n" */
+		const char *path = va_arg(ap, const char *);
+		int line = va_arg(ap, int);
+		snprintf(ini_error, sizeof ini_error, "%s:%d: line too long",
+			 path, line);
 	} else {
+		/* The other messages name the file only. */
 		vsnprintf(ini_error, sizeof ini_error, fmt, ap);
 	}
 	va_end(ap);

@@ -1,5 +1,5 @@
 /*
- * config.h - the INI configuration (SPEC section 7), read with iniparser.
+ * config.h - the INI configuration (podio-hook.ini(5)), read with iniparser.
  *
  * Every key is known: an unknown section or key, or a value that does not
  * parse, is an error naming the file, the line where it can be found, and

@@ -1,5 +1,5 @@
 /*
- * event.h - what makes a decoded request an event (SPEC section 4).
+ * event.h - what makes a decoded request an event (podio-hook(1), Answers).
  */
 #ifndef PODIO_EVENT_H
 #define PODIO_EVENT_H
@@ -36,7 +36,7 @@ int event_type_known(const char *t);
 extern const char *const event_known_types[];
 
 /*
- * Applies the SPEC's event rules to the merged parameters, in the table's
+ * Applies the event rules to the merged parameters, in the table's
  * order: type missing or malformed (OUT_BAD_TYPE); hook.verify without a
  * non-empty hook_id or code (OUT_VERIFY_PARAMS); allowed_hooks set and
  * hook_id absent or not listed (OUT_HOOK_DENIED); unknown type under

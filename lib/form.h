@@ -1,5 +1,6 @@
 /*
- * form.h - application/x-www-form-urlencoded decoding (SPEC section 4).
+ * form.h - application/x-www-form-urlencoded decoding (podio-hook(1),
+ * Answers).
  *
  * Fields are split on '&', each at its first '='.  '+' decodes to a space,
  * then %XX (hex, either case).  A field without '=' is a key with an empty

@@ -55,9 +55,51 @@ static void stderr_sink(const char *line, size_t len)
 	}
 }
 
+/*
+ * Appends the message m[0..n) to out[0..*len) without a control byte: '\n'
+ * and '\r' become spaces (one line whatever the message holds), any other
+ * C0 byte, DEL and the UTF-8 encoding of a C1 control (U+0080..U+009F)
+ * become "\xHH" per byte.  Request values (hook ids, types) reach log
+ * lines; a sender's ESC must not reach a terminal reading the log.  Stops
+ * before out[cap], never in the middle of an escape.
+ */
+static size_t escape(char *out, size_t len, size_t cap, const char *m, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b = (unsigned char)m[i];
+		int c1 = b == 0xc2 && i + 1 < n &&
+			 (unsigned char)m[i + 1] >= 0x80 &&
+			 (unsigned char)m[i + 1] <= 0x9f;
+		size_t bytes = c1 ? 2 : 1;
+		if (b == '\n' || b == '\r') {
+			if (len + 1 > cap)
+				break;
+			out[len++] = ' ';
+		} else if (b < 0x20 || b == 0x7f || c1) {
+			if (len + 4 * bytes > cap)
+				break;
+			for (size_t k = 0; k < bytes; k++) {
+				unsigned char e = (unsigned char)m[i + k];
+				out[len++] = '\\';
+				out[len++] = 'x';
+				out[len++] = hex[e >> 4];
+				out[len++] = hex[e & 0xf];
+			}
+			i += bytes - 1;
+		} else {
+			if (len + 1 > cap)
+				break;
+			out[len++] = (char)b;
+		}
+	}
+	return len;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX];
+	char msg[LOG_LINE_MAX];
 	int saved = errno;
 	if (level > threshold)
 		return;
@@ -68,18 +110,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	int body = vsnprintf(line + head, sizeof line - (size_t)head, fmt, ap);
+	int body = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	size_t len = (size_t)head;
-	if (body > 0)
-		len += (size_t)body;
-	if (len > sizeof line - 2)
-		len = sizeof line - 2;
-	/* Keep it one line whatever the message holds. */
-	for (size_t i = (size_t)head; i < len; i++) {
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	}
+	size_t n = body > 0 ? (size_t)body : 0;
+	if (n > sizeof msg - 1)
+		n = sizeof msg - 1;
+	/* Room for the '\n' and the '\0'. */
+	size_t len = escape(line, (size_t)head, sizeof line - 2, msg, n);
 	line[len++] = '\n';
 	line[len] = '\0';
 	(sink != NULL ? sink : stderr_sink)(line, len);

@@ -1,10 +1,15 @@
 /*
  * log.h - one line per diagnostic, on standard error by default.
  *
- * Format (SPEC section 9):  podio-hook[PID]: LEVEL: message key=value ...
+ * Format:  podio-hook[PID]: LEVEL: message key=value ...
  * Under CGI and FastCGI standard error is the web server's error log.  The
  * sink is one indirection so tests can capture lines.  Callers never pass
  * secrets, tokens, passwords or verification codes.
+ *
+ * A line never holds a control byte of the message: '\n' and '\r' become
+ * spaces, every other C0 byte, DEL (0x7f) and a UTF-8 C1 control
+ * (U+0080..U+009F) are written as "\xHH" per byte, so values that come
+ * from a request may be logged as they are.
  */
 #ifndef PODIO_LOG_H
 #define PODIO_LOG_H
@@ -26,7 +31,10 @@ void log_set_sink(log_sink_fn sink);
 /* Parses "error|warn|info|debug"; returns 0 and sets *out, or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 
-/* printf-style; the line is cut at 2 KiB and always ends in '\n'. */
+/*
+ * printf-style; control bytes escaped as above; the line is cut at 2 KiB
+ * (never inside an escape) and always ends in its one '\n'.
+ */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

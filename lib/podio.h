@@ -1,5 +1,5 @@
 /*
- * podio.h - a small client for the Podio API (SPEC sections 1 and 6).
+ * podio.h - a small client for the Podio API (tokens, hooks, validation).
  *
  * OAuth: the app grant (app_id + app_token) or the password grant
  * (username + password), both with client_id and client_secret, sent

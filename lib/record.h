@@ -1,5 +1,5 @@
 /*
- * record.h - one spool line per event (SPEC section 5).
+ * record.h - one spool line per event (podio-hook(1), THE SPOOL).
  *
  * {"id":…,"received":…,"type":…,"remote_addr":…,"params":{…}[,"verification":{"status":…,"detail":…}]}\n
  *

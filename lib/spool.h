@@ -1,5 +1,5 @@
 /*
- * spool.h - the writer side of the spool (SPEC section 5).
+ * spool.h - the writer side of the spool (podio-hook(1), THE SPOOL).
  *
  * Every receiver process appends to {dir}/{type}.jsonl by the same
  * protocol, so concurrent writers never interleave and a consumer that has
@@ -12,7 +12,7 @@
  *   writev for the record, ftruncate back on a short write, unlock, and
  *   with sync fdatasync before reporting success.
  *
- * O_RDWR rather than the SPEC's O_WRONLY: finding a torn tail means
+ * O_RDWR rather than O_WRONLY: finding a torn tail means
  * reading the last byte.
  */
 #ifndef PODIO_SPOOL_H

@@ -8,8 +8,8 @@ Every case gets its own spool under one temporary directory.  Spools are
 filled by the real binary run as a CGI program, or with lines written
 byte for byte where a case needs exact bytes.  Prints "ok - name" or
 "FAIL - name: why" per case ("skip - name: why" for a case that cannot
-run here) and, as its last line, "N passed, M failed"; exits 1 when a case
-failed.  The temporary directory is removed when everything passed (kept,
+run here) and, as its last line, "N passed, M failed, K skipped"
+(tests/lib/harness.py's Report); exits 1 when a case failed.  The temporary directory is removed when everything passed (kept,
 and named, otherwise).
 
 Needs python3, curl, lighttpd (mod_fastcgi) and, for the Redis recipe,
@@ -919,7 +919,8 @@ class Lighttpd:
         with open(src) as f:
             snippet = harness.substitute_lighttpd(f.read(), {
                 'bin': h.bin, 'config': sp.ini,
-                'socket': os.path.join(self.run, 'podio-hook.sock')})
+                'socket': os.path.join(self.run, 'podio-hook.sock'),
+                'log': os.path.join(self.run, 'breakage.log')})
         snippet_path = os.path.join(sp.dir, 'podio-hook-fastcgi.conf')
         with open(snippet_path, 'w') as f:
             f.write(snippet)
@@ -962,7 +963,8 @@ class Lighttpd:
 
     def logs(self):
         out = ''
-        for p in (self.error_log, os.path.join(self.sp.dir, 'lighttpd.out')):
+        for p in (self.error_log, os.path.join(self.run, 'breakage.log'),
+                  os.path.join(self.sp.dir, 'lighttpd.out')):
             try:
                 with open(p, errors='replace') as f:
                     out += f.read()[-1500:]
@@ -1254,9 +1256,16 @@ CASES = [
 
 class Harness:
     def __init__(self, binary):
-        self.bin = binary
         self.tmp = tempfile.mkdtemp(prefix='podio-drain.')
         os.chmod(self.tmp, 0o755)
+        # Our own copy, which lighttpd's www-data can reach wherever the
+        # checkout lives (a fresh machine's /root is mode 0700).
+        bindir = os.path.join(self.tmp, 'bin')
+        os.mkdir(bindir)
+        os.chmod(bindir, 0o755)
+        self.bin = os.path.join(bindir, 'podio-hook.cgi')
+        shutil.copy(binary, self.bin)
+        os.chmod(self.bin, 0o755)
         self.procs = []
         self.stoppers = []
         self.notes = []
@@ -1293,12 +1302,11 @@ def main():
             print(name)
         return 0
     binary = os.path.abspath(args.bin)
+    rep = harness.Report()
     if not os.access(binary, os.X_OK):
-        print('FAIL - setup: %s is not an executable (run make)' % binary)
-        print('0 passed, 1 failed')
-        return 1
+        rep.fail('setup', '%s is not an executable (run make)' % binary)
+        return rep.finish()
     h = Harness(binary)
-    passed = failed = 0
     t0 = time.monotonic()
     try:
         for name, fn in CASES:
@@ -1307,34 +1315,29 @@ def main():
             c0 = time.monotonic()
             try:
                 fn(h)
-                passed += 1
-                print('ok - %s' % name)
+                rep.ok(name)
             except Skip as e:
-                print('skip - %s: %s' % (name, e))
+                rep.skip(name, str(e))
             except Failure as e:
-                failed += 1
-                print('FAIL - %s: %s' % (name, e))
+                rep.fail(name, str(e))
             except Exception as e:
-                failed += 1
                 tb = traceback.extract_tb(e.__traceback__)[-1]
-                print('FAIL - %s: %s: %s (line %d)'
-                      % (name, type(e).__name__, e, tb.lineno))
+                rep.fail(name, '%s: %s (line %d)'
+                         % (type(e).__name__, e, tb.lineno))
             finally:
                 h.cleanup_case()
             if time.monotonic() - c0 > 20:
-                print('# %s took %.1f s' % (name, time.monotonic() - c0))
-            sys.stdout.flush()
+                rep.note('%s took %.1f s' % (name, time.monotonic() - c0))
     finally:
         h.cleanup_case()
         for n in h.notes:
-            print('# ' + n)
-        print('# %.1f s' % (time.monotonic() - t0))
-        if failed == 0 and not args.keep:
+            rep.note(n)
+        rep.note('%.1f s' % (time.monotonic() - t0))
+        if rep.failed == 0 and not args.keep:
             shutil.rmtree(h.tmp, ignore_errors=True)
         else:
-            print('# files kept in %s' % h.tmp)
-        print('%d passed, %d failed' % (passed, failed))
-    return 1 if failed else 0
+            rep.note('files kept in %s' % h.tmp)
+    return rep.finish()
 
 
 if __name__ == '__main__':

@@ -30,9 +30,11 @@ CGI, with the faults a host really meets:
      503 and a log line, through CGI and through lighttpd FastCGI; the
      shim can also fail fsync (of the directory, for a new spool file).
 
-Prints "ok - NAME", "ok - NAME # skip WHY" or "FAIL - NAME: WHY" (followed
-by "#" lines of evidence) per case and, as the very last line,
-"N passed, M failed" (skips count as passed).  Exit status 1 when anything
+Prints "ok - NAME", "skip - NAME: WHY" or "FAIL - NAME: WHY" (followed by
+"#" lines of evidence) per case and, as the very last line,
+"N passed, M failed, K skipped" (tests/lib/harness.py's Report; a skip is
+never a pass).  Stopping the servers and unmounting after the cases only
+adds a FAIL line when something was left behind.  Exit status 1 when anything
 failed.  Python 3 standard library only; needs root for the mounts (those
 cases are skipped otherwise) and the Debian packages lighttpd, curl,
 openssl, build-essential (cc and libc headers for the shim) and mount.
@@ -105,29 +107,7 @@ class Skip(Exception):
     pass
 
 
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-        self.skipped = 0
-
-    def ok(self, name, note=None):
-        self.passed += 1
-        print('ok - %s%s' % (name, ' (%s)' % note if note else ''),
-              flush=True)
-
-    def skip(self, name, why):
-        self.passed += 1
-        self.skipped += 1
-        print('ok - %s # skip %s' % (name, why), flush=True)
-
-    def fail(self, name, why, evidence=()):
-        self.failed += 1
-        print('FAIL - %s: %s' % (name, why), flush=True)
-        for line in evidence:
-            for sub in str(line).splitlines() or ['']:
-                print('#   %s' % sub)
-        sys.stdout.flush()
+# Report: tests/lib/harness.py's (ok / FAIL / skip lines, the last line).
 
 
 def check(cond, why, evidence=()):
@@ -304,6 +284,8 @@ class Lighttpd:
         self.docroot = os.path.join(d, 'docroot')
         os.mkdir(self.docroot, 0o755)
         self.error_log = os.path.join(self.run, 'error.log')
+        # The snippet's server.breakagelog: podio-hook's standard error.
+        self.breakage_log = os.path.join(self.run, 'breakage.log')
         self.stderr_path = os.path.join(d, 'server.stderr')
         self.pid_file = os.path.join(self.run, 'lighttpd.pid')
         self.env = env or {}
@@ -317,7 +299,8 @@ class Lighttpd:
         return harness.write_lighttpd_conf(
             self.dir, src, {'bin': self.world.bin, 'config': self.ini,
                             'socket': os.path.join(self.run,
-                                                   'podio-hook.sock')},
+                                                   'podio-hook.sock'),
+                            'log': self.breakage_log},
             self.docroot, self.port, self.pid_file, self.error_log,
             self.world.ids is not None)
 
@@ -355,7 +338,7 @@ class Lighttpd:
         return bin_pids(self.world.bin, self.proc.pid)
 
     def logs(self):
-        return [self.error_log, self.stderr_path]
+        return [self.error_log, self.breakage_log, self.stderr_path]
 
     def log_mark(self):
         return harness.log_mark(self.logs())
@@ -1437,17 +1420,15 @@ def main():
                     help='keep the temporary tree')
     ap.add_argument('-v', action='store_true', help='tracebacks')
     o = ap.parse_args()
-    rep = Report()
+    rep = harness.Report()
     binary = os.path.abspath(o.bin)
     if not os.access(binary, os.X_OK):
         rep.fail('setup', '%s is not executable (run make)' % binary)
-        print('%d passed, %d failed' % (rep.passed, rep.failed))
-        return 1
+        return rep.finish()
     for tool in ('lighttpd', 'curl'):
         if shutil.which(tool, path='/usr/sbin:/usr/bin:/sbin:/bin') is None:
             rep.fail('setup', '%s is not installed' % tool)
-            print('%d passed, %d failed' % (rep.passed, rep.failed))
-            return 1
+            return rep.finish()
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt('signal %d' % sig)
@@ -1489,20 +1470,17 @@ def main():
     finally:
         signal.alarm(0)
         problems = cleanup_problems + world.close()
+        # Not a case of its own: it only fails (a server that outlived its
+        # case, a podio-hook process left, a mount not removed).
         if problems:
-            rep.fail('cleanup: servers stopped by PID, mounts removed',
-                     problems[0], problems[1:])
-        else:
-            rep.ok('cleanup: servers stopped by PID, no podio-hook process '
-                   'left, mounts removed')
+            rep.fail('cleanup: servers stopped by PID, no podio-hook process '
+                     'left, mounts removed', problems[0], problems[1:])
         if rep.failed or o.keep:
-            print('# temporary tree kept: %s' % world.top)
+            rep.note('temporary tree kept: %s' % world.top)
         else:
             world.remove()
-        print('# %.1f s, %d skipped' % (time.monotonic() - started,
-                                        rep.skipped))
-        print('%d passed, %d failed' % (rep.passed, rep.failed))
-    return 1 if rep.failed else 0
+        rep.note('%.1f s' % (time.monotonic() - started))
+    return rep.finish()
 
 
 if __name__ == '__main__':

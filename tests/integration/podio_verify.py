@@ -153,7 +153,7 @@ class PodioSetup:
         self.setup = setup
         self.ids = run_ids
         self.fastcgi = setup in ('lighttpd-fastcgi', 'apache-fcgid',
-                                 'apache-proxy-fcgi')
+                                 'apache-proxy-fcgi', 'nginx-fastcgi')
         self.dir = os.path.join(h.tmp, 'fake-podio-' + setup)
         os.mkdir(self.dir, 0o700)
         self.codes = {hook: 'vc%d-%s' % (hook, secrets.token_hex(6))

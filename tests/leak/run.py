@@ -36,7 +36,9 @@ would be dropped.
 
 Prints "ok - name" or "FAIL - name: why" per case ("# " lines carry the
 figures and evidence; "skip - name: why" for a case that cannot run here)
-and, as its last line, "N passed, M failed"; exits 1 when a case failed.
+and, as its last line, "N passed, M failed, K skipped"
+(tests/lib/harness.py's Report); exits 1 when a case failed.  An ASan
+build skips every case, saying why.
 Every process it starts is stopped by its pid.  The temporary directory is
 removed when everything passed (kept, and named, otherwise or with --keep).
 
@@ -805,44 +807,44 @@ def main():
         for name, _ in todo:
             print(name)
         return 0
+    rep = harness.Report()
     if not os.access(args.bin, os.X_OK):
-        print('FAIL - setup: %s is not an executable (run make)' % args.bin)
-        print('0 passed, 1 failed')
-        return 1
+        rep.fail('setup', '%s is not an executable (run make)' % args.bin)
+        return rep.finish()
+    if is_asan(args.bin):
+        # Every case measures memory of a plain build: ASan's quarantine
+        # grows RSS by design and valgrind cannot run an ASan binary.
+        rep.skip_all([name for name, _ in todo],
+                     '%s is an ASan build; the RSS and valgrind cases run '
+                     'on the plain build (make check without SANITIZE=1)'
+                     % args.bin)
+        return rep.finish()
     world = World(args)
-    passed = failed = 0
     try:
         for name, fn in todo:
             notes = []
             try:
                 fn(world, notes.append)
             except Skip as e:
-                print('skip - %s: %s' % (name, e))
-                continue
+                rep.skip(name, str(e))
             except Failure as e:
-                failed += 1
-                print('FAIL - %s: %s' % (name, e))
+                rep.fail(name, str(e))
             except Exception:
-                failed += 1
-                print('FAIL - %s: %s' % (name, traceback.format_exc()
-                                         .strip().replace('\n', '\n# ')))
+                rep.fail(name, traceback.format_exc().strip()
+                         .replace('\n', '\n# '))
             else:
-                passed += 1
-                print('ok - %s' % name)
+                rep.ok(name)
             finally:
                 world.stop_all()
             for n in notes:
-                print('# ' + n)
-            sys.stdout.flush()
+                rep.note(n)
     finally:
         world.stop_all()
-        if failed == 0 and not args.keep:
+        if rep.failed == 0 and not args.keep:
             shutil.rmtree(world.tmp, ignore_errors=True)
         else:
-            print('# files kept in %s' % world.tmp)
-    print('%d passed, %d failed' % (passed, failed))
-    return 1 if failed else 0
-
+            rep.note('files kept in %s' % world.tmp)
+    return rep.finish()
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -7,9 +7,11 @@ One copy of what tests/integration, tests/drain, tests/faults, tests/podio
 and tests/leak used to repeat: a free TCP port, the uid/gid the servers run
 their programs as when we are root, the lighttpd snippet's var.podio_hook_*
 substitution and the config around it, reading a server's logs since a mark,
-asking a server for its HTTP status, stopping a process by its PID and the
-CGI environment of a POST.  Python 3 standard library only; no checks of
-its own: every assertion stays in the suites.
+asking a server for its HTTP status, stopping a process by its PID, the
+CGI environment of a POST, and reporting (Report: the per-case lines and
+the last line "N passed, M failed, K skipped" that tests/check sums).
+Python 3 standard library only; no checks of its own: every assertion
+stays in the suites.
 """
 
 import os
@@ -18,6 +20,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 
 RUN_USER = 'www-data'   # what the servers run podio-hook as when we are root
 
@@ -103,6 +106,69 @@ def write_lighttpd_conf(d, src, values, docroot, port, pid_file, error_log,
     return path
 
 
+# --------------------------------------------------------------------------
+# nginx
+
+NGINX_TEMPS = ('client_body', 'fastcgi', 'proxy', 'uwsgi', 'scgi')
+
+
+def substitute_nginx(text, backend):
+    """The snippet with the address after its one fastcgi_pass replaced."""
+    out, n = re.subn(r'(?m)^(\s*fastcgi_pass\s+)[^;\s]+;',
+                     lambda m: '%s%s;' % (m.group(1), backend), text)
+    if n != 1:
+        raise RuntimeError('snippet has %d fastcgi_pass lines, want 1' % n)
+    return out
+
+
+def write_nginx_conf(d, src, backend, port, pid_file, error_log,
+                     as_run_user, daemon=False):
+    """Writes into d the snippet src with fastcgi_pass pointing at backend
+    and an nginx.conf (127.0.0.1:port, pid file, error log, temporary
+    paths under d, RUN_USER's workers when as_run_user) whose one server
+    includes it; returns the config's path.  Run it as
+    ['nginx', '-p', d, '-e', error_log, '-c', path]."""
+    with open(src) as f:
+        snippet = substitute_nginx(f.read(), backend)
+    snippet_path = os.path.join(d, os.path.basename(src))
+    with open(snippet_path, 'w') as f:
+        f.write(snippet)
+    temps = os.path.join(d, 'nginx-temp')
+    os.makedirs(temps, exist_ok=True)
+    os.chmod(temps, 0o755)
+    lines = ['daemon %s;' % ('on' if daemon else 'off'),
+             'worker_processes 2;',
+             'pid "%s";' % pid_file,
+             'error_log "%s" warn;' % error_log]
+    if as_run_user:
+        lines.append('user %s %s;' % (RUN_USER, RUN_USER))
+    lines += ['events { worker_connections 256; }',
+              'http {',
+              '    access_log off;',
+              '    default_type text/plain;']
+    for t in NGINX_TEMPS:
+        path = os.path.join(temps, t)
+        os.makedirs(path, exist_ok=True)
+        chown_run(path, 0o700)
+        lines.append('    %s_temp_path "%s";' % (t, path))
+    lines += ['    server {',
+              '        listen 127.0.0.1:%d;' % port,
+              '        server_name 127.0.0.1;',
+              '        root "%s";' % os.path.join(d, 'docroot'),
+              '        include "%s";' % snippet_path,
+              '    }',
+              '}']
+    os.makedirs(os.path.join(d, 'docroot'), exist_ok=True)
+    path = os.path.join(d, 'nginx.conf')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
+def nginx_argv(d, conf, error_log):
+    return ['nginx', '-p', d, '-e', error_log, '-c', conf]
+
+
 def http_code(url):
     """curl's %{http_code} for a GET of url (at most 2 s), as printed."""
     r = subprocess.run(['curl', '-s', '-o', '/dev/null', '--max-time', '2',
@@ -177,3 +243,71 @@ def cgi_post_env(path, software, body, query, ini):
             'CONTENT_TYPE': 'application/x-www-form-urlencoded',
             'CONTENT_LENGTH': str(len(body)), 'QUERY_STRING': query,
             'REMOTE_ADDR': '192.0.2.10', 'PODIO_HOOK_CONFIG': ini}
+
+
+# --------------------------------------------------------------------------
+# Reporting: the one place that prints a suite's results
+
+class Report:
+    """A suite's results, one line per case, and its last line.
+
+        rep = harness.Report()
+        rep.ok('name')                     # ok - name
+        rep.fail('name', 'why', evidence)  # FAIL - name: why  (+ '#   ' lines)
+        rep.skip('name', 'why')            # skip - name: why
+        sys.exit(rep.finish())             # N passed, M failed, K skipped
+
+    A skipped case is counted as skipped, never as passed.  A suite whose
+    run ends with no case at all (nothing passed, failed or skipped) is a
+    failure: a suite that cannot run here must say so with skip() (or
+    skip_all()) for each case it leaves out.
+    """
+
+    def __init__(self, out=None):
+        self.out = out if out is not None else sys.stdout
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def _print(self, text):
+        self.out.write(text + '\n')
+        self.out.flush()
+
+    def ok(self, name, note=None):
+        self.passed += 1
+        self._print('ok - %s%s' % (name, ' (%s)' % note if note else ''))
+
+    def fail(self, name, why, evidence=()):
+        self.failed += 1
+        self._print('FAIL - %s: %s' % (name, why))
+        for line in evidence:
+            for sub in str(line).splitlines() or ['']:
+                self._print('#   %s' % sub)
+
+    def skip(self, name, why):
+        self.skipped += 1
+        self._print('skip - %s: %s' % (name, why))
+
+    def skip_all(self, names, why):
+        """Skips every case in names for one reason (the suite cannot run
+        here at all)."""
+        for name in names:
+            self.skip(name, why)
+
+    def note(self, text):
+        """A '# ' line: evidence or figures, counted nowhere."""
+        for sub in str(text).splitlines() or ['']:
+            self._print('# %s' % sub)
+
+    def summary(self):
+        return '%d passed, %d failed, %d skipped' % (self.passed, self.failed,
+                                                     self.skipped)
+
+    def finish(self):
+        """Prints the last line; returns the exit status (1 when a case
+        failed or when no case ran at all)."""
+        if self.passed + self.failed + self.skipped == 0:
+            self.fail('suite', 'no case ran and none was skipped with a '
+                      'reason (an --only that matches nothing?)')
+        self._print(self.summary())
+        return 1 if self.failed else 0

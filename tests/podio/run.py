@@ -12,7 +12,8 @@ record, its "verification" object and the exact requests the fake saw
 (SPEC sections 1, 6 and 8).
 
 Prints "ok - NAME" or "FAIL - NAME: WHY" per case and, as the very last
-line, "N passed, M failed".  Exit status 1 when anything failed.
+line, "N passed, M failed, K skipped" (tests/lib/harness.py's Report).
+Exit status 1 when anything failed.
 Needs python3, openssl, strace and cgi-fcgi (apt-get install -y strace
 libfcgi-bin).
 """
@@ -1455,16 +1456,13 @@ def main():
     binary = os.path.abspath(o.bin)
     if not os.access(binary, os.X_OK):
         subprocess.run(["make"], cwd=ROOT, stdout=subprocess.DEVNULL)
-    passed = failed = 0
+    rep = harness.Report()
 
     def report(name, err):
-        nonlocal passed, failed
         if err is None:
-            passed += 1
-            print("ok - %s" % name, flush=True)
+            rep.ok(name)
         else:
-            failed += 1
-            print("FAIL - %s: %s" % (name, err), flush=True)
+            rep.fail(name, err)
 
     top = tempfile.mkdtemp(prefix="podio-hook-podio-")
     try:
@@ -1473,15 +1471,13 @@ def main():
                 report("setup", "%s is not installed" % tool)
         if not os.access(binary, os.X_OK):
             report("setup", "no binary at %s (make failed?)" % binary)
-            print("%d passed, %d failed" % (passed, failed))
-            return 1
+            return rep.finish()
         os.mkdir(os.path.join(top, "certs"))
         try:
             certs = Certs(os.path.join(top, "certs"))
         except (RuntimeError, OSError) as e:
             report("setup: test CA and server certificate", str(e))
-            print("%d passed, %d failed" % (passed, failed))
-            return 1
+            return rep.finish()
         for name, fn in CASES:
             if o.only and o.only not in name:
                 continue
@@ -1520,9 +1516,7 @@ def main():
             print("# kept %s" % top, file=sys.stderr)
         else:
             shutil.rmtree(top, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
+    return rep.finish()
 
 if __name__ == "__main__":
     sys.exit(main())

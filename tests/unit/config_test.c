@@ -366,11 +366,72 @@ static void syntax_error_names_the_file_and_line(void **state)
 	struct fx *t = *state;
 	const char *err = load_fails(t, "[spool]\ndir = /x\nthis is not ini\n");
 	char want[CONFIG_ERR_MAX];
-	int w = snprintf(want, sizeof want, "%s:3:", t->path);
+	int w = snprintf(want, sizeof want, "%s:3: syntax error", t->path);
 	assert_true(w > 0 && (size_t)w < sizeof want);
 	if (strncmp(err, want, strlen(want)) != 0)
 		fail_msg("error \"%s\" does not start with \"%s\"", err, want);
-	assert_non_null(strstr(err, "this is not ini"));
+	/* The line itself is never echoed: it may hold a secret. */
+	assert_null(strstr(err, "this is not ini"));
+}
+
+/* A value that must never appear in an error or a log line. */
+#define LEAK "Zq7-s3cr3t-VALUE-9x"
+
+struct leak_case {
+	const char *ini; /* holds LEAK once */
+	int line;	 /* the line the error must name */
+};
+
+/*
+ * A config line that fails to parse is reported with the file, the line
+ * and (where there is one) the key, never with its value: a secret with a
+ * missing '=', a secret put under the wrong key, a password in a key that
+ * takes a number, a line too long for iniparser.
+ */
+static void a_bad_line_never_shows_its_value(void **state)
+{
+	struct fx *t = *state;
+	static char too_long[2048];
+	int n = snprintf(too_long, sizeof too_long,
+			 "[spool]\ndir = /x\n[receiver]\nsecret = %s", LEAK);
+	assert_true(n > 0);
+	memset(too_long + n, 'x', sizeof too_long - (size_t)n - 2);
+	too_long[sizeof too_long - 2] = '\n';
+	too_long[sizeof too_long - 1] = '\0';
+	const struct leak_case cases[] = {
+	    {"[spool]\ndir = /x\n[receiver]\nsecret " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[receiver]\nsecret: " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[podio]\n" LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[receiver]\nsecrte = " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[podio]\ntimeout = " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[podio]\napi_url = " LEAK "\n", 4},
+	    {"[spool]\nsync = " LEAK "\ndir = /x\n", 2},
+	    {"[spool]\ndir = /x\nfile_mode = " LEAK "\n", 3},
+	    {"[spool]\ndir = /x\n[receiver]\nunknown_types = " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[receiver]\nallowed_hooks = " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[receiver]\nmax_body = " LEAK "\n", 4},
+	    {"[spool]\ndir = /x\n[log]\nlevel = " LEAK "\n", 4},
+	    {too_long, 4},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		logged[0] = '\0';
+		logged_len = 0;
+		const char *err = load_fails(t, cases[i].ini);
+		char want[CONFIG_ERR_MAX];
+		int w = snprintf(want, sizeof want, "%s:%d:", t->path,
+				 cases[i].line);
+		assert_true(w > 0 && (size_t)w < sizeof want);
+		if (strncmp(err, want, strlen(want)) != 0)
+			fail_msg("case %zu: error \"%s\" does not start with "
+				 "\"%s\"",
+				 i, err, want);
+		/* Not even a part of it. */
+		if (strstr(err, "s3cr3t") != NULL)
+			fail_msg("case %zu: error shows the value: %s", i, err);
+		if (strstr(logged, "s3cr3t") != NULL)
+			fail_msg("case %zu: log shows the value: %s", i,
+				 logged);
+	}
 }
 
 static void api_url_needs_a_host(void **state)
@@ -856,6 +917,7 @@ int main(void)
 		T(unknown_key_is_named_with_its_line),
 		T(section_name_with_a_colon_is_an_unknown_section),
 		T(syntax_error_names_the_file_and_line),
+		T(a_bad_line_never_shows_its_value),
 		T(api_url_needs_a_host),
 		T(invalid_values_are_named_with_their_line),
 		T(allowed_hooks_are_a_comma_separated_list),

@@ -1,7 +1,7 @@
 /*
- * log_test.c - SPEC section 9: one line per diagnostic,
+ * log_test.c - one line per diagnostic,
  * "podio-hook[PID]: LEVEL: message key=value", levels filtered, the line
- * always one line and bounded.
+ * always one line, bounded, and free of control bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +148,53 @@ static void newlines_in_the_message_become_spaces(void **state)
 			 got.line[0] + got.len[0] - 1);
 }
 
+static void control_bytes_from_a_request_are_escaped(void **state)
+{
+	(void)state;
+	/* A hook_id as a sender may send it: ESC [ 2 J, a tab, DEL, BEL. */
+	log_warn("hook_id=%s type=%s", "7\x1b[2J\t\x7f\a", "a.b\x01");
+	assert_int_equal(got.n, 1);
+	expect_line(0, "warn",
+		    "hook_id=7\\x1b[2J\\x09\\x7f\\x07 type=a.b\\x01");
+	for (size_t i = 0; i + 1 < got.len[0]; i++) {
+		unsigned char b = (unsigned char)got.line[0][i];
+		if (b < 0x20 || b == 0x7f)
+			fail_msg("control byte 0x%02x at %zu", b, i);
+	}
+}
+
+static void c1_controls_in_utf8_are_escaped_other_text_kept(void **state)
+{
+	(void)state;
+	/* U+009B (CSI) and U+0085 (NEL) are controls; é and € are text. */
+	log_info("x=%s", "a\xc2\x9b"
+			 "1m\xc2\x85"
+			 "b \xc3\xa9\xe2\x82\xac");
+	assert_int_equal(got.n, 1);
+	expect_line(0, "info",
+		    "x=a\\xc2\\x9b1m\\xc2\\x85b \xc3\xa9\xe2\x82\xac");
+}
+
+static void a_cut_never_splits_an_escape(void **state)
+{
+	(void)state;
+	static char msg[3000];
+	memset(msg, '\x1b', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	log_error("%s", msg);
+	assert_int_equal(got.n, 1);
+	size_t len = got.len[0];
+	assert_true(len <= 2048);
+	const char *body = got.line[0] + strlen(prefix()) + strlen("error: ");
+	size_t blen = (size_t)(got.line[0] + len - 1 - body);
+	/* Whole "\x1b" escapes only, and nearly 2 KiB of them. */
+	assert_int_equal(blen % 4, 0);
+	assert_true(len >= 2040);
+	for (size_t i = 0; i < blen; i += 4)
+		assert_memory_equal(body + i, "\\x1b", 4);
+	assert_int_equal(got.line[0][len - 1], '\n');
+}
+
 static void empty_message_is_still_a_line(void **state)
 {
 	(void)state;
@@ -207,8 +254,8 @@ static void level_names_parse(void **state)
 static void other_level_names_are_refused(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"", "warning", "verbose", "err",
-					  "info ", " info", "trace", "0"};
+	static const char *const bad[] = {"",	   "warning", "verbose", "err",
+					  "info ", " info",   "trace",	 "0"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		enum log_level l = LOG_DEBUG;
 		if (log_level_parse(bad[i], &l) != -1)
@@ -249,17 +296,20 @@ static void default_sink_writes_one_line_to_stderr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(default_level_is_info),
-		T(line_format),
-		T(every_level_has_its_name),
-		T(levels_above_the_threshold_are_dropped),
-		T(newlines_in_the_message_become_spaces),
-		T(empty_message_is_still_a_line),
-		T(very_long_message_is_cut_and_ends_in_newline),
-		T(long_message_with_newlines_stays_one_line),
-		T(level_names_parse),
-		T(other_level_names_are_refused),
-		T(default_sink_writes_one_line_to_stderr),
+	    cmocka_unit_test(default_level_is_info),
+	    T(line_format),
+	    T(every_level_has_its_name),
+	    T(levels_above_the_threshold_are_dropped),
+	    T(newlines_in_the_message_become_spaces),
+	    T(control_bytes_from_a_request_are_escaped),
+	    T(c1_controls_in_utf8_are_escaped_other_text_kept),
+	    T(a_cut_never_splits_an_escape),
+	    T(empty_message_is_still_a_line),
+	    T(very_long_message_is_cut_and_ends_in_newline),
+	    T(long_message_with_newlines_stays_one_line),
+	    T(level_names_parse),
+	    T(other_level_names_are_refused),
+	    T(default_sink_writes_one_line_to_stderr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
