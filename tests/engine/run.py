@@ -975,7 +975,7 @@ def main():
     h = ds.Harness(binary)
     h.tmp = tempfile.mkdtemp(prefix='podio-engine.')
     os.chmod(h.tmp, 0o755)
-    passed = failed = skipped = 0
+    rep = harness.Report()
     t0 = time.monotonic()
     try:
         for name, fn in CASES:
@@ -983,35 +983,27 @@ def main():
                 continue
             try:
                 fn(h)
-                passed += 1
-                print('ok - %s' % name)
+                rep.ok(name)
             except (Skip, ds.Skip) as e:
-                skipped += 1
-                print('skip - %s: %s' % (name, e))
+                rep.skip(name, e)
             except Failure as e:
-                failed += 1
-                print('FAIL - %s: %s' % (name, e))
+                rep.fail(name, e)
             except Exception as e:
-                failed += 1
                 tb = traceback.extract_tb(e.__traceback__)[-1]
-                print('FAIL - %s: %s: %s (line %d)'
-                      % (name, type(e).__name__, e, tb.lineno))
+                rep.fail(name, '%s: %s (line %d)'
+                         % (type(e).__name__, e, tb.lineno))
             finally:
                 h.cleanup_case()
-            sys.stdout.flush()
     finally:
         h.cleanup_case()
         for n in h.notes:
-            print('# ' + n)
-        print('# %.1f s' % (time.monotonic() - t0))
-        if failed == 0 and not args.keep:
+            rep.note(n)
+        rep.note('%.1f s' % (time.monotonic() - t0))
+        if rep.failed == 0 and not args.keep:
             shutil.rmtree(h.tmp, ignore_errors=True)
         else:
-            print('# files kept in %s' % h.tmp)
-        if passed + failed == 0:
-            print('# no case ran')
-        print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
-    return 1 if failed or passed + failed == 0 else 0
+            rep.note('files kept in %s' % h.tmp)
+    return rep.finish()
 
 
 if __name__ == '__main__':

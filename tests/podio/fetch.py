@@ -367,22 +367,20 @@ def main():
     ap.add_argument("-v", action="store_true")
     o = ap.parse_args()
     binary = os.path.abspath(o.bin)
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    rep = P.harness.Report()
 
     def report(name, err):
         if err is None:
-            counts["passed"] += 1
-            print("ok - %s" % name, flush=True)
+            rep.ok(name)
         else:
-            counts["failed"] += 1
-            print("FAIL - %s: %s" % (name, err), flush=True)
+            rep.fail(name, err)
 
     top = tempfile.mkdtemp(prefix="podio-hook-fetch-")
     t0 = time.monotonic()
     try:
         if not os.access(binary, os.X_OK):
             report("setup", "no binary at %s (run make)" % binary)
-            return 1
+            return rep.finish()
         os.mkdir(os.path.join(top, "certs"))
         certs = P.Certs(os.path.join(top, "certs"))
         for name, fn in CASES:
@@ -408,14 +406,12 @@ def main():
                         err = err or "cleanup: %r" % e
             report(name, err)
     finally:
-        print("# %.1f s" % (time.monotonic() - t0))
-        if counts["failed"] == 0 and not o.keep:
+        rep.note("%.1f s" % (time.monotonic() - t0))
+        if rep.failed == 0 and not o.keep:
             shutil.rmtree(top, ignore_errors=True)
         else:
-            print("# kept %s" % top)
-        print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped"
-              % counts)
-    return 1 if counts["failed"] or not counts["passed"] else 0
+            rep.note("kept %s" % top)
+    return rep.finish()
 
 
 if __name__ == "__main__":
