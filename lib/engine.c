@@ -25,11 +25,19 @@
 #define KEY_LAST_ERROR "last_error"
 #define KEY_COALESCED  "coalesced"
 
+/*
+ * Work files up to this size are read into memory: a copy is immune to
+ * someone truncating the file meanwhile (a mapping would fault).  Larger
+ * ones are mapped, to keep memory bounded.
+ */
+#define WORK_READ_MAX (64u * 1024u * 1024u)
+
 /* A work file being drained. */
 struct wfile {
 	struct claim_work w;
 	const char *map; /* its bytes; NULL when empty */
 	size_t size;
+	int mapped;	 /* map is an mmap, else malloc'd */
 	struct claim_state st;
 	int usable; /* opened, mapped, progress loaded */
 	int dirty;  /* st changed since it was saved */
@@ -50,7 +58,15 @@ struct item {
 };
 
 /* What happens to an item once a verdict is known. */
-enum fate { FATE_DONE, FATE_FAILED, FATE_HOLD };
+enum fate {
+	FATE_DONE,	 /* handled */
+	FATE_FAILED,	 /* an attempt failed */
+	FATE_HOLD,	 /* settled later with its group's representative */
+	FATE_QUARANTINE, /* not an event: copied to bad/, then done */
+};
+
+/* settle()'s answer when the item must stay and its file stop. */
+#define SETTLE_KEPT 1
 
 int engine_selected(const struct engine_options *o, const char *type)
 {
@@ -160,6 +176,53 @@ void engine_close(struct engine *e)
 
 /* ---- work files ------------------------------------------------------- */
 
+static void release_bytes(struct wfile *f)
+{
+	if (f->map != NULL && f->mapped)
+		munmap((void *)f->map, f->size);
+	else
+		free((void *)f->map);
+	f->map = NULL;
+}
+
+/* f->size bytes of fd into f->map: read, or mapped when large. */
+static int load_bytes(int fd, struct wfile *f)
+{
+	if (f->size > WORK_READ_MAX) {
+		void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED)
+			return -1;
+		f->map = m;
+		f->mapped = 1;
+		return 0;
+	}
+	char *buf = malloc(f->size);
+	size_t got = 0;
+	if (buf == NULL)
+		return -1;
+	while (got < f->size) {
+		ssize_t n = pread(fd, buf + got, f->size - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Shorter than fstat said: truncated meanwhile. */
+			if (n == 0)
+				f->size = got;
+			if (n < 0) {
+				int err = errno;
+				free(buf);
+				errno = err;
+				return -1;
+			}
+			break;
+		}
+		got += (size_t)n;
+	}
+	f->map = buf;
+	f->mapped = 0;
+	return 0;
+}
+
 /* Opens, waits out writers, maps and loads progress; 0 or -1 (reported). */
 static int open_work(struct engine *e, int dirfd, const char *dir,
 		     struct wfile *f)
@@ -182,24 +245,18 @@ static int open_work(struct engine *e, int dirfd, const char *dir,
 	}
 	f->size = (size_t)st.st_size;
 	f->map = NULL;
-	if (f->size > 0) {
-		void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			snprintf(msg, sizeof msg, "work file %s/%s: mmap: %s",
-				 dir, f->w.name, strerror(errno));
-			close(fd);
-			problem(e, msg);
-			return -1;
-		}
-		f->map = m;
+	if (f->size > 0 && load_bytes(fd, f) != 0) {
+		snprintf(msg, sizeof msg, "work file %s/%s: %s", dir, f->w.name,
+			 strerror(errno));
+		close(fd);
+		problem(e, msg);
+		return -1;
 	}
 	close(fd);
 	if (claim_state_load(dirfd, dir, &f->w, (off_t)f->size, &f->st, err) !=
 	    0) {
 		problem(e, err);
-		if (f->map != NULL)
-			munmap((void *)f->map, f->size);
-		f->map = NULL;
+		release_bytes(f);
 		return -1;
 	}
 	f->usable = 1;
@@ -208,8 +265,7 @@ static int open_work(struct engine *e, int dirfd, const char *dir,
 
 static void close_work(struct wfile *f)
 {
-	if (f->map != NULL)
-		munmap((void *)f->map, f->size);
+	release_bytes(f);
 	f->map = NULL;
 	claim_state_free(&f->st);
 	f->usable = 0;
@@ -366,12 +422,23 @@ static int settle_failed(struct engine *e, struct item *it, const char *why)
 	return settle_retry(it, attempts, why);
 }
 
-/* Applies a fate to an item; 0, or -1 when the pass must stop. */
+/*
+ * Applies a fate to an item: 0; SETTLE_KEPT when it could not be moved
+ * where it goes (it stays, and its file takes no more this pass); -1 when
+ * the pass must stop (memory).
+ */
 static int settle(struct engine *e, struct item *it, enum fate fate,
 		  const char *why)
 {
 	switch (fate) {
 	case FATE_DONE:
+		settle_done(it);
+		return 0;
+	case FATE_QUARANTINE:
+		if (quarantine(e, it) != 0) {
+			it->f->broken = 1;
+			return SETTLE_KEPT;
+		}
 		settle_done(it);
 		return 0;
 	case FATE_FAILED:
@@ -625,13 +692,8 @@ static int offer_one(struct engine *e, struct item *its, size_t i)
 	if (it->rep != i)
 		return settle(e, it, FATE_HOLD, "");
 	e->stats.offered++;
-	if (!it->valid) {
-		if (quarantine(e, it) != 0)
-			it->f->broken = 1;
-		else
-			settle_done(it);
-		return 0;
-	}
+	if (!it->valid)
+		return settle(e, it, FATE_QUARANTINE, "") < 0 ? -1 : 0;
 	enum engine_verdict v = make_event(e, its, i, &ev, &owned, why);
 	if (v == ENGINE_HANDLED)
 		v = e->h.one(e->h.ctx, &ev, why);
@@ -776,11 +838,8 @@ static size_t gather(struct engine *e, struct item *all, size_t from, size_t to,
 			continue;
 		e->stats.offered++;
 		if (!it->valid) {
-			if (quarantine(e, it) != 0) {
-				it->f->broken = 1;
-				break;
-			}
-			s->fate = FATE_DONE;
+			/* Copied when the batch settles: a STOP settles none. */
+			s->fate = FATE_QUARANTINE;
 			continue;
 		}
 		why[0] = '\0';
@@ -856,6 +915,8 @@ static int batch_file(struct engine *e, struct item *all, size_t from,
 			rc = settle(e, &all[k], s->fate, reason);
 	}
 	free_batch(evs, owned, nev, sl, cap);
+	if (rc == SETTLE_KEPT)
+		rc = 0; /* the file stops; the rest of it waits */
 	if (rc != 0)
 		e->stats.broken = 1;
 	return rc;

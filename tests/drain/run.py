@@ -1024,6 +1024,9 @@ def case_stress(h):
     # 1: drains in a loop, alternating --exec 'cat >> OUT' and print mode.
     out = os.path.join(sp.dir, 'out1')
     open(out, 'w').close()
+    # Run as root, drain becomes the spool's owner (the web server's
+    # user, since Lighttpd gave it the spool): its handlers write as that.
+    harness.chown_run(out, 0o644)
     done = threading.Event()
     errors = []
     runs = [0]
@@ -1076,6 +1079,7 @@ def case_stress(h):
     # 2: the same while drains are killed with SIGKILL at random moments.
     out2 = os.path.join(sp.dir, 'out2')
     open(out2, 'w').close()
+    harness.chown_run(out2, 0o644)
     done.clear()
     kills = [0]
     rnd = random.Random(os.getpid() + 1)
