@@ -2,7 +2,8 @@
  * claim.h - the consumer side of the spool's files (layout.h names them).
  *
  * Claim protocol: rename {type}.jsonl to {type}.jsonl.claim-<stamp> (a
- * name writers never open; never over an existing file), then
+ * name writers never open; never over an existing file, nor beside a
+ * progress file left from an earlier work file of that name), then
  * flock(LOCK_EX) the renamed file and release it: a writer that opened
  * the old name before the rename either finished its append under the
  * lock, or will find the name gone and start over.  From then on the

@@ -487,6 +487,35 @@ static void take_gives_up_rather_than_replace_a_work_file(void **state)
 	expect_file(path_in(t, w.name, p, sizeof p), L1);
 }
 
+/*
+ * claim_finish removes the work file, then its progress: a crash between
+ * the two leaves a progress file alone.  A later claim under the same
+ * name (the clock stepped back) must not inherit it, or events would be
+ * skipped as if offered.
+ */
+static void take_never_pairs_a_work_file_with_progress_left_behind(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w;
+	struct claim_state st;
+	char p[512];
+	static const char orphan[] =
+	    "item.create.jsonl.claim-" FROZEN_STAMP ".state";
+	write_file(path_in(t, orphan, p, sizeof p), "offset 10\n", 10);
+	freeze_clock();
+	append(t, "item.create", L1);
+	assert_int_equal(take(t, "item.create", &w), 1);
+	assert_string_not_equal(w.name,
+				"item.create.jsonl.claim-" FROZEN_STAMP);
+	memset(t->err, 0, sizeof t->err);
+	assert_int_equal(claim_state_load(t->dirfd, t->dir, &w,
+					  (off_t)strlen(L1), &st, t->err),
+			 0);
+	assert_int_equal(st.offset, 0);
+	claim_state_free(&st);
+	expect_file(p, "offset 10\n");
+}
+
 /* ---- claim_list -------------------------------------------------------- */
 
 static void list_orders_work_files_by_claim_time(void **state)
@@ -908,6 +937,7 @@ int main(void)
 	    T(take_leaves_a_pending_fifo_alone_without_blocking),
 	    T(take_never_replaces_an_existing_work_file),
 	    T(take_gives_up_rather_than_replace_a_work_file),
+	    T(take_never_pairs_a_work_file_with_progress_left_behind),
 	    T(list_orders_work_files_by_claim_time),
 	    T(list_follows_successive_claims),
 	    T(list_of_an_empty_or_unreadable_dir),
