@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "form.h"
 #include "num.h"
 
 /* Renames that found their target taken before giving up. */
@@ -218,6 +219,9 @@ int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,
 	char *e = strdup(last_error);
 	if (e == NULL)
 		return -1;
+	/* The state file holds JSON strings: UTF-8 only. */
+	if (!utf8_valid((const unsigned char *)e, strlen(e)))
+		utf8_scrub(e);
 	while (i < st->n_retry && st->retry[i].off < off)
 		i++;
 	if (i < st->n_retry && st->retry[i].off == off) {

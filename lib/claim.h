@@ -103,7 +103,8 @@ int claim_state_save(int dirfd, const char *dir, const struct claim_work *w,
 
 /*
  * Records an event at off to be offered again after attempts failed
- * attempts, with last_error (copied).  Adds or updates the entry; 0, or
+ * attempts, with last_error (copied; text that is not valid UTF-8 is
+ * kept through utf8_scrub, form.h).  Adds or updates the entry; 0, or
  * -1 when out of memory (st unchanged).
  */
 int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,

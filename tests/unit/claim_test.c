@@ -659,6 +659,28 @@ static void state_round_trip_with_retries(void **state)
 	assert_null(st.retry);
 }
 
+/*
+ * Any last_error can be saved and read back: text that is not valid
+ * UTF-8 (a handler's raw output) is kept scrubbed, never refused.
+ */
+static void state_keeps_a_last_error_that_is_not_utf8_scrubbed(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	struct claim_state got;
+	memset(&st, 0, sizeof st);
+	st.offset = 77;
+	assert_int_equal(claim_state_retry(&st, 10, 1, "caf\xe9 \xff\xc3"), 0);
+	assert_int_equal(save(t, &w, &st, 0), 0);
+	assert_int_equal(load(t, &w, &got), 0);
+	assert_int_equal(got.offset, 77);
+	assert_int_equal(got.n_retry, 1);
+	assert_string_equal(got.retry[0].last_error, "caf? ??");
+	claim_state_free(&got);
+	claim_state_free(&st);
+}
+
 static void state_file_format(void **state)
 {
 	struct fx *t = *state;
@@ -943,6 +965,7 @@ int main(void)
 	    T(list_of_an_empty_or_unreadable_dir),
 	    T(state_round_trip_with_retries),
 	    T(state_file_format),
+	    T(state_keeps_a_last_error_that_is_not_utf8_scrubbed),
 	    T(state_missing_is_offset_zero),
 	    T(state_damaged_is_offset_zero),
 	    T(state_keeps_held_back_events_and_an_offset_at_the_end),
