@@ -42,8 +42,7 @@
 #include "log.h"
 #include "spool.h"
 
-/* ---- log capture ----------------------------------------------------------
- */
+/* ---- log capture --------------------------------------------------------- */
 
 static char *logbuf;
 static size_t loglen;
@@ -71,8 +70,7 @@ static void expect_logged(const char *what)
 			 logbuf != NULL ? logbuf : "");
 }
 
-/* ---- the fake handler -------------------------------------------------------
- */
+/* ---- the fake handler ---------------------------------------------------- */
 
 /* One offer as the handler saw it. */
 struct got {
@@ -102,6 +100,10 @@ struct rec {
 	/* With stop_flag: set *stop_flag once this many were handed over. */
 	volatile sig_atomic_t *stop_flag;
 	size_t stop_after;
+	/* prepare: events whose line holds these fail or stop there. */
+	const char *prep_fail;
+	const char *prep_stop;
+	size_t prepared;
 	/* Spooled from inside the handler, on its first call. */
 	const char *spool_dir;
 	const char *spool_type;
@@ -237,8 +239,38 @@ static int rec_commit(void *ctx)
 	return 0;
 }
 
-/* ---- fixture ----------------------------------------------------------------
+/*
+ * A prepare callback (the Podio fetch's shape): adds "fetched" to what
+ * is handed over, or fails or stops before the handler is called.
  */
+static enum engine_verdict rec_prepare(void *ctx, const struct engine_event *ev,
+				       char **out, size_t *out_len,
+				       char why[ENGINE_WHY_MAX])
+{
+	struct rec *r = ctx;
+	static const char fetched[] = ",\"fetched\":{\"title\":\"x\"}}\n";
+	char *line = dup_bytes(ev->line, ev->len);
+	enum engine_verdict v = ENGINE_HANDLED;
+	r->prepared++;
+	if (r->prep_stop != NULL && strstr(line, r->prep_stop) != NULL) {
+		v = ENGINE_STOP;
+	} else if (r->prep_fail != NULL && strstr(line, r->prep_fail) != NULL) {
+		snprintf(why, ENGINE_WHY_MAX, "fetch failed: 503");
+		v = ENGINE_FAILED;
+	} else {
+		/* What the engine would hand over, plus "fetched". */
+		size_t n = ev->out_len - 2 + sizeof fetched - 1;
+		*out = malloc(n);
+		assert_non_null(*out);
+		memcpy(*out, ev->out, ev->out_len - 2);
+		memcpy(*out + ev->out_len - 2, fetched, sizeof fetched - 1);
+		*out_len = n;
+	}
+	free(line);
+	return v;
+}
+
+/* ---- fixture ------------------------------------------------------------- */
 
 struct fx {
 	char dir[64];	/* the spool */
@@ -325,13 +357,14 @@ static void rec_reset(struct fx *t)
 	t->r.stop = keep.stop;
 	t->r.why = keep.why;
 	t->r.batch_verdict = keep.batch_verdict;
+	t->r.prep_fail = keep.prep_fail;
+	t->r.prep_stop = keep.prep_stop;
 	t->r.spool_dir = t->dir;
 	keep.spool_line = NULL;
 	rec_free(&keep);
 }
 
-/* ---- spool content --------------------------------------------------------
- */
+/* ---- spool content ------------------------------------------------------- */
 
 /* Event k of type: a spool line as the receiver writes it. */
 static const char *ev_line(const char *type, int k, const char *item, char *buf,
@@ -543,8 +576,7 @@ static void expect_counts(const struct engine_stats *s,
 			 quarantined);
 }
 
-/* ---- handing over
- * ------------------------------------------------------------ */
+/* ---- handing over -------------------------------------------------------- */
 
 static void
 print_mode_hands_over_every_event_oldest_first_byte_for_byte(void **state)
@@ -662,8 +694,7 @@ failed_and_bad_take_the_spool_mode_and_files_the_file_mode(void **state)
 	assert_int_equal(st.st_mode & 07777, 0600);
 }
 
-/* ---- failures, retries, dead letters
- * ------------------------------------------ */
+/* ---- failures, retries, dead letters ------------------------------------- */
 
 static void
 a_failing_event_is_retried_with_attempts_then_dead_lettered(void **state)
@@ -767,6 +798,55 @@ static void last_error_is_one_line_of_valid_utf8_in_a_json_string(void **state)
 	expect_lines(t->dir, "failed/item.create.jsonl", dead, 1);
 }
 
+/*
+ * A handler's reason is any text: one that is not valid UTF-8 must not
+ * stop the progress from being saved (else the event would be offered
+ * again and again with the same count, and never dead-lettered).
+ */
+static void a_reason_that_is_not_utf8_does_not_stop_progress(void **state)
+{
+	struct fx *t = *state;
+	char buf[1024];
+	t->opt.max_attempts = 2;
+	t->r.fail = "item.create-001";
+	t->r.why = "caf\xe9 \xff exit 1";
+	put(t, "item.create", 1, 2);
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->st.problems, 0);
+	rec_reset(t);
+	assert_int_equal(pass(t), 0);
+	/* Offered once more, with its attempt counted, then dead. */
+	assert_int_equal(t->r.n, 1);
+	assert_int_equal(t->r.g[0].attempts, 1);
+	assert_int_equal(t->st.dead, 1);
+	const char *dead[] = {with(L("item.create", 1),
+				   "\"attempts\":2,\"last_error\":\"caf? ? "
+				   "exit 1\"",
+				   buf, sizeof buf)};
+	expect_lines(t->dir, "failed/item.create.jsonl", dead, 1);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+/* A dead letter after one torn by a crash starts on a line of its own. */
+static void a_dead_letter_after_a_torn_one_starts_a_new_line(void **state)
+{
+	struct fx *t = *state;
+	char p[512];
+	char buf[1024];
+	assert_int_equal(mkdir(sub(t, "failed", p, sizeof p), 0755), 0);
+	put_raw(t->dir, "failed/item.create.jsonl", "{\"id\":\"cut", 10);
+	t->opt.max_attempts = 1;
+	t->r.fail = "item.create-001";
+	put(t, "item.create", 1, 1);
+	assert_int_equal(pass(t), 0);
+	const char *lines[] = {
+	    "{\"id\":\"cut\n",
+	    with(L("item.create", 1),
+		 "\"attempts\":1,\"last_error\":\"exit status 3\"", buf,
+		 sizeof buf)};
+	expect_lines(t->dir, "failed/item.create.jsonl", lines, 2);
+}
+
 static void a_dead_letter_carries_one_attempts_and_one_last_error(void **state)
 {
 	struct fx *t = *state;
@@ -783,8 +863,7 @@ static void a_dead_letter_carries_one_attempts_and_one_last_error(void **state)
 	expect_lines(t->dir, "failed/item.create.jsonl", dead, 1);
 }
 
-/* ---- --retry-failed
- * ------------------------------------------------------------ */
+/* ---- --retry-failed ------------------------------------------------------ */
 
 static void retry_failed_offers_dead_letters_again_byte_for_byte(void **state)
 {
@@ -948,8 +1027,7 @@ static void retry_failed_leaves_a_symlinked_dead_letter_file_alone(void **state)
 	assert_false(tmp_exists(sub(t, "bad/item.create.jsonl", p, sizeof p)));
 }
 
-/* ---- quarantine
- * ------------------------------------------------------------------ */
+/* ---- quarantine ---------------------------------------------------------- */
 
 /* Lines that are not one JSON object by the one rule (jsoncheck.h). */
 static const char *const NOT_JSON[] = {
@@ -1076,8 +1154,7 @@ batch_mode_quarantines_a_line_jansson_refuses_once_when_the_batch_fails(
 	expect_lines(t->dir, "failed/item.create.jsonl", dead, 2);
 }
 
-/* ---- commit
- * --------------------------------------------------------------------- */
+/* ---- commit -------------------------------------------------------------- */
 
 static void a_commit_that_fails_saves_no_progress(void **state)
 {
@@ -1128,8 +1205,7 @@ a_first_commit_that_fails_leaves_every_event_to_offer_again(void **state)
 	assert_int_equal(work_left(t->dir), 0);
 }
 
-/* ---- STOP and the stop flag
- * ------------------------------------------------------- */
+/* ---- STOP and the stop flag ---------------------------------------------- */
 
 static void
 stop_leaves_the_event_and_later_ones_pending_with_attempts_unchanged(
@@ -1208,6 +1284,35 @@ static void batch_stop_hands_nothing_over_and_counts_nothing(void **state)
 		assert_int_equal(t->r.g[i].attempts, 0);
 }
 
+/*
+ * BUG (lib/engine.c, batch_file): when the batch handler answers STOP,
+ * batch_file returns before settling anything, also the lines it has
+ * already copied to bad/: their progress is not saved, so the next pass
+ * quarantines them again (the defect of issue 9, by another road).
+ */
+static void
+BUG_batch_stop_after_a_quarantine_copies_the_line_to_bad_once(void **state)
+{
+	struct fx *t = *state;
+	batch_mode(t);
+	t->r.stop = "item.create-002";
+	put(t, "item.create", 1, 1);
+	put_raw(t->dir, "item.create.jsonl", NOT_JSON[1], strlen(NOT_JSON[1]));
+	put(t, "item.create", 2, 2);
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->st.stopped, 1);
+	const char *bad[] = {NOT_JSON[1]};
+	expect_lines(t->dir, "bad/item.create.jsonl", bad, 1);
+	rec_reset(t);
+	t->r.stop = NULL;
+	assert_int_equal(pass(t), 0);
+	const char *all[] = {L("item.create", 1), L("item.create", 2)};
+	expect_handed(t, all, N_OF(all));
+	/* Quarantined once, not once per pass. */
+	expect_lines(t->dir, "bad/item.create.jsonl", bad, 1);
+	assert_int_equal(t->st.quarantined, 0);
+}
+
 static void the_stop_flag_ends_a_pass_between_events(void **state)
 {
 	struct fx *t = *state;
@@ -1226,8 +1331,92 @@ static void the_stop_flag_ends_a_pass_between_events(void **state)
 	expect_handed(t, rest, N_OF(rest));
 }
 
-/* ---- kill points
- * ------------------------------------------------------------------ */
+/* ---- prepare ------------------------------------------------------------- */
+
+static void
+prepare_adds_to_what_is_handed_over_not_to_what_is_kept(void **state)
+{
+	struct fx *t = *state;
+	char b1[1024];
+	char b2[1024];
+	t->h.prepare = rec_prepare;
+	put(t, "item.create", 1, 2);
+	assert_int_equal(pass(t), 0);
+	const char *want[] = {
+	    with(L("item.create", 1), "\"fetched\":{\"title\":\"x\"}", b1,
+		 sizeof b1),
+	    with(L("item.create", 2), "\"fetched\":{\"title\":\"x\"}", b2,
+		 sizeof b2),
+	};
+	expect_handed(t, want, N_OF(want));
+	assert_memory_equal(t->r.g[0].line, L("item.create", 1),
+			    t->r.g[0].line_len);
+	assert_int_equal(t->r.prepared, 2);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+static void
+a_failing_prepare_counts_an_attempt_and_dead_letters_the_spooled_line(
+    void **state)
+{
+	struct fx *t = *state;
+	char buf[1024];
+	t->h.prepare = rec_prepare;
+	t->r.prep_fail = "item.create-001";
+	t->opt.max_attempts = 2;
+	put(t, "item.create", 1, 2);
+	assert_int_equal(pass(t), 0);
+	/* The handler never saw it; the event after it went on. */
+	assert_int_equal(t->r.n, 1);
+	expect_counts(&t->st, 2, 1, 1, 0, 0);
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->st.dead, 1);
+	const char *dead[] = {with(L("item.create", 1),
+				   "\"attempts\":2,\"last_error\":\"fetch "
+				   "failed: 503\"",
+				   buf, sizeof buf)};
+	expect_lines(t->dir, "failed/item.create.jsonl", dead, 1);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+static void a_prepare_that_stops_leaves_the_event_pending(void **state)
+{
+	struct fx *t = *state;
+	t->h.prepare = rec_prepare;
+	t->r.prep_stop = "item.create-002";
+	put(t, "item.create", 1, 3);
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->st.stopped, 1);
+	expect_counts(&t->st, 1, 1, 0, 0, 0);
+	rec_reset(t);
+	t->r.prep_stop = NULL;
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->r.n, 2);
+	assert_int_equal(t->r.g[0].attempts, 0);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+static void in_batch_mode_a_failing_prepare_fails_only_its_event(void **state)
+{
+	struct fx *t = *state;
+	batch_mode(t);
+	t->h.prepare = rec_prepare;
+	t->r.prep_fail = "a.x-002";
+	put(t, "a.x", 1, 3);
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->r.calls, 1);
+	assert_int_equal(t->r.batch_sizes[0], 2);
+	expect_counts(&t->st, 3, 2, 1, 0, 0);
+	rec_reset(t);
+	t->r.prep_fail = NULL;
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->r.n, 1);
+	assert_int_equal(t->r.g[0].attempts, 1);
+	assert_memory_equal(t->r.g[0].line, L("a.x", 2), t->r.g[0].line_len);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+/* ---- kill points --------------------------------------------------------- */
 
 /*
  * A drain killed at any point loses nothing (SPEC section 8).  A child
@@ -1662,8 +1851,7 @@ a_retry_failed_killed_at_random_moments_loses_no_dead_letter(void **state)
 		      runs, dups);
 }
 
-/* ---- what must be left alone
- * ------------------------------------------------------ */
+/* ---- what must be left alone --------------------------------------------- */
 
 /*
  * A file outside the spool, holding valid events, that a planted link
@@ -2043,8 +2231,7 @@ an_unreadable_work_file_is_reported_and_the_rest_drained(void **state)
 	assert_true(tmp_exists(p));
 }
 
-/* ---- many types, --limit
- * ---------------------------------------------------------- */
+/* ---- many types, --limit ------------------------------------------------- */
 
 static void six_hundred_and_fifty_types_are_all_drained(void **state)
 {
@@ -2149,8 +2336,7 @@ static void type_globs_select_what_is_claimed_and_drained(void **state)
 	assert_false(engine_selected(&t->opt, "task.update"));
 }
 
-/* ---- batch mode
- * ------------------------------------------------------------------- */
+/* ---- batch mode ---------------------------------------------------------- */
 
 static void batch_mode_makes_one_call_per_work_file(void **state)
 {
@@ -2199,8 +2385,7 @@ static void a_failed_batch_offers_all_its_events_again(void **state)
 	assert_int_equal(work_left(t->dir), 0);
 }
 
-/* ---- coalescing
- * ------------------------------------------------------------------- */
+/* ---- coalescing ---------------------------------------------------------- */
 
 static void coalescing_hands_over_the_latest_of_each_item_once(void **state)
 {
@@ -2300,8 +2485,81 @@ static void coalescing_reaches_across_work_files_of_a_type(void **state)
 	assert_int_equal(work_left(t->dir), 0);
 }
 
-/* ---- one engine at a time
- * ------------------------------------------------------------ */
+static void coalescing_in_batch_mode_hands_each_item_over_once(void **state)
+{
+	struct fx *t = *state;
+	char u[4][LINE_MAX_];
+	char out[1024];
+	static const char *const items[] = {"7", "8", "7", "7"};
+	batch_mode(t);
+	t->opt.coalesce = 1;
+	for (int i = 0; i < 4; i++)
+		put_line(
+		    t, "item.update",
+		    ev_line("item.update", i + 1, items[i], u[i], sizeof u[i]));
+	assert_int_equal(pass(t), 0);
+	assert_int_equal(t->r.calls, 1);
+	const char *want[] = {
+	    u[1],
+	    with(u[3],
+		 "\"coalesced\":[\"item.update-001\",\"item.update-003\"]", out,
+		 sizeof out)};
+	expect_handed(t, want, N_OF(want));
+	assert_int_equal(t->st.coalesced, 2);
+	assert_int_equal(work_left(t->dir), 0);
+}
+
+static void coalescing_with_a_limit_loses_nothing(void **state)
+{
+	struct fx *t = *state;
+	char u[5][LINE_MAX_];
+	t->opt.coalesce = 1;
+	t->opt.limit = 2;
+	for (int i = 0; i < 5; i++)
+		put_line(t, "item.update",
+			 ev_line("item.update", i + 1, "7", u[i], sizeof u[i]));
+	for (int i = 0; i < 4 && spool_left(t->dir) > 0; i++)
+		pass(t);
+	assert_int_equal(spool_left(t->dir), 0);
+	/* Every id was handed over, itself or among "coalesced". */
+	for (int k = 1; k <= 5; k++) {
+		char id[32];
+		int seen = 0;
+		snprintf(id, sizeof id, "\"item.update-%03d\"", k);
+		for (size_t i = 0; i < t->r.n; i++)
+			seen |= t->r.g[i].verdict == ENGINE_HANDLED &&
+				strstr(t->r.g[i].out, id) != NULL;
+		if (!seen)
+			fail_msg("%s was lost", id);
+	}
+}
+
+static void retry_failed_puts_back_only_the_selected_types(void **state)
+{
+	struct fx *t = *state;
+	char p[512];
+	char d1[1024];
+	char d2[1024];
+	static const char *const globs[] = {"item.*"};
+	assert_int_equal(mkdir(sub(t, "failed", p, sizeof p), 0755), 0);
+	with(L("item.create", 1), "\"attempts\":5,\"last_error\":\"x\"", d1,
+	     sizeof d1);
+	with(L("task.create", 1), "\"attempts\":5,\"last_error\":\"x\"", d2,
+	     sizeof d2);
+	put_raw(t->dir, "failed/item.create.jsonl", d1, strlen(d1));
+	put_raw(t->dir, "failed/task.create.jsonl", d2, strlen(d2));
+	t->opt.types = globs;
+	t->opt.n_types = 1;
+	t->opt.retry_failed = 1;
+	assert_int_equal(pass(t), 0);
+	const char *want[] = {L("item.create", 1)};
+	expect_handed(t, want, 1);
+	const char *kept[] = {d2};
+	expect_lines(t->dir, "failed/task.create.jsonl", kept, 1);
+	assert_int_equal(tmp_entries(sub(t, "failed", p, sizeof p)), 1);
+}
+
+/* ---- one engine at a time ------------------------------------------------ */
 
 static void a_second_engine_gives_way_touching_nothing(void **state)
 {
@@ -2358,6 +2616,8 @@ int main(void)
 	    T(a_failing_event_is_retried_with_attempts_then_dead_lettered),
 	    T(max_attempts_one_dead_letters_at_the_first_failure),
 	    T(last_error_is_one_line_of_valid_utf8_in_a_json_string),
+	    T(a_reason_that_is_not_utf8_does_not_stop_progress),
+	    T(a_dead_letter_after_a_torn_one_starts_a_new_line),
 	    T(a_dead_letter_carries_one_attempts_and_one_last_error),
 	    T(retry_failed_offers_dead_letters_again_byte_for_byte),
 	    T(retry_failed_counts_attempts_afresh),
@@ -2373,7 +2633,12 @@ int main(void)
 	    T(stop_leaves_the_event_and_later_ones_pending_with_attempts_unchanged),
 	    T(stop_on_an_event_offered_again_keeps_its_attempts),
 	    T(batch_stop_hands_nothing_over_and_counts_nothing),
+	    T(BUG_batch_stop_after_a_quarantine_copies_the_line_to_bad_once),
 	    T(the_stop_flag_ends_a_pass_between_events),
+	    T(prepare_adds_to_what_is_handed_over_not_to_what_is_kept),
+	    T(a_failing_prepare_counts_an_attempt_and_dead_letters_the_spooled_line),
+	    T(a_prepare_that_stops_leaves_the_event_pending),
+	    T(in_batch_mode_a_failing_prepare_fails_only_its_event),
 	    T(a_drain_killed_after_any_event_loses_nothing),
 	    T(a_drain_killed_at_random_moments_loses_nothing),
 	    T(a_retry_failed_killed_at_random_moments_loses_no_dead_letter),
@@ -2399,6 +2664,9 @@ int main(void)
 	    T(coalescing_hands_over_the_latest_of_each_item_once),
 	    T(coalesced_events_share_their_latest_events_verdict),
 	    T(coalescing_reaches_across_work_files_of_a_type),
+	    T(coalescing_in_batch_mode_hands_each_item_over_once),
+	    T(coalescing_with_a_limit_loses_nothing),
+	    T(retry_failed_puts_back_only_the_selected_types),
 	    T(a_second_engine_gives_way_touching_nothing),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
