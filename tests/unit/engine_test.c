@@ -507,6 +507,7 @@ static void expect_lines(const char *dir, const char *name,
 {
 	char p[512];
 	size_t cap = 1;
+	size_t got_len = 0;
 	for (size_t i = 0; i < n; i++)
 		cap += strlen(lines[i]);
 	char *want = malloc(cap);
@@ -516,8 +517,18 @@ static void expect_lines(const char *dir, const char *name,
 		memcpy(want + used, lines[i], strlen(lines[i]));
 		used += strlen(lines[i]);
 	}
-	tmp_expect_bytes(tmp_path(dir, name, p, sizeof p), want, used);
+	want[used] = '\0';
+	char *got = tmp_read(tmp_path(dir, name, p, sizeof p), &got_len);
+	int same =
+	    got != NULL && got_len == used && memcmp(got, want, used) == 0;
+	if (!same)
+		print_error("%s holds %zu bytes:\n%s\nwant %zu bytes:\n%s\n", p,
+			    got != NULL ? got_len : 0,
+			    got != NULL ? got : strerror(errno), used, want);
+	free(got);
 	free(want);
+	if (!same)
+		fail_msg("%s: unexpected content", p);
 }
 
 static const char *sub(const struct fx *t, const char *name, char *buf,
