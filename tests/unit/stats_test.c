@@ -27,8 +27,7 @@
 #include "log.h"
 #include "stats.h"
 
-/* ---- log capture ----------------------------------------------------------
- */
+/* ---- log capture --------------------------------------------------------- */
 
 static char logged[16384];
 static size_t logged_len;
@@ -49,8 +48,7 @@ static void expect_logged(const char *what)
 			 logged);
 }
 
-/* ---- fixture ----------------------------------------------------------------
- */
+/* ---- fixture ------------------------------------------------------------- */
 
 struct fx {
 	char dir[64];
@@ -161,8 +159,7 @@ static void mkdir_in(const struct fx *t, const char *name)
 	assert_int_equal(mkdir(tmp_path(t->dir, name, p, sizeof p), 0755), 0);
 }
 
-/* ---- counts
- * ------------------------------------------------------------------- */
+/* ---- counts -------------------------------------------------------------- */
 
 static void an_empty_spool_has_no_types(void **state)
 {
@@ -336,8 +333,7 @@ static void what_is_not_a_spool_file_is_not_counted(void **state)
 	assert_int_equal(t->s.problems, 0);
 }
 
-/* ---- left alone
- * ---------------------------------------------------------------- */
+/* ---- left alone ---------------------------------------------------------- */
 
 /* A file outside the spool with events in it, that links point to. */
 static void bait(struct fx *t, const char *name, char *out, size_t cap,
