@@ -396,15 +396,15 @@ static const char *ev_line(const char *type, int k, const char *item, char *buf,
 	return buf;
 }
 
-#define LINE_MAX_ 512
+#define EV_LINE_MAX 512
 
 /* A line of the event k of type, in a rotating set of static buffers. */
 static const char *L(const char *type, int k)
 {
-	static char bufs[16][LINE_MAX_];
+	static char bufs[16][EV_LINE_MAX];
 	static unsigned next;
 	char *b = bufs[next++ % 16];
-	return ev_line(type, k, NULL, b, LINE_MAX_);
+	return ev_line(type, k, NULL, b, EV_LINE_MAX);
 }
 
 /* Appends bytes to dir/name as they are (a torn tail, a bad line...). */
@@ -711,7 +711,7 @@ static void an_older_work_file_is_drained_before_a_newer_one(void **state)
 static void an_event_spooled_during_a_pass_waits_for_the_next_one(void **state)
 {
 	struct fx *t = *state;
-	char late[LINE_MAX_];
+	char late[EV_LINE_MAX];
 	put(t, "item.create", 1, 2);
 	t->r.spool_type = "item.create";
 	t->r.spool_line = ev_line("item.create", 3, NULL, late, sizeof late);
@@ -942,8 +942,8 @@ static void retry_failed_offers_dead_letters_again_byte_for_byte(void **state)
 {
 	struct fx *t = *state;
 	char p[512];
-	char l2[LINE_MAX_];
-	char l3[LINE_MAX_];
+	char l2[EV_LINE_MAX];
+	char l3[EV_LINE_MAX];
 	t->opt.max_attempts = 1;
 	t->r.fail = "\"item_id\":\"doomed\"";
 	put(t, "item.create", 1, 1);
@@ -1656,7 +1656,7 @@ static size_t k_spool(struct fx *t, enum kmode mode, char ids[][32],
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < N_OF(evs); i++) {
-		char line[LINE_MAX_];
+		char line[EV_LINE_MAX];
 		int is_doomed = strcmp(evs[i].item, "doomed") == 0;
 		if (is_doomed && mode != K_FAILING)
 			continue;
@@ -1805,7 +1805,7 @@ static void a_drain_killed_at_random_moments_loses_nothing(void **state)
 		char p[512];
 		k_clear(t);
 		for (int i = 0; i < 60; i++) {
-			char line[LINE_MAX_];
+			char line[EV_LINE_MAX];
 			const char *type = i % 3 == 0 ? "a.x" : "b.x";
 			put_line(t, type,
 				 ev_line(type, i, NULL, line, sizeof line));
@@ -1872,7 +1872,7 @@ a_retry_failed_killed_at_random_moments_loses_no_dead_letter(void **state)
 	orphans = 0;
 	for (long delay_us = 0; delay_us <= 4000; delay_us += 400) {
 		char p[512];
-		char line[LINE_MAX_];
+		char line[EV_LINE_MAX];
 		char dead[1024];
 		k_clear(t);
 		assert_int_equal(mkdir(sub(t, "failed", p, sizeof p), 0755), 0);
@@ -2517,7 +2517,7 @@ static void new_only_offers_no_event_that_failed_before(void **state)
 static void new_only_still_offers_events_held_for_coalescing(void **state)
 {
 	struct fx *t = *state;
-	char u[3][LINE_MAX_];
+	char u[3][EV_LINE_MAX];
 	char out[1024];
 	t->opt.coalesce = 1;
 	t->r.stop = "item.update-003";
@@ -2593,8 +2593,8 @@ static void a_failed_batch_offers_all_its_events_again(void **state)
 static void coalescing_hands_over_the_latest_of_each_item_once(void **state)
 {
 	struct fx *t = *state;
-	char u[6][LINE_MAX_];
-	char c[3][LINE_MAX_];
+	char u[6][EV_LINE_MAX];
+	char c[3][EV_LINE_MAX];
 	char out1[1024];
 	char out2[1024];
 	t->opt.coalesce = 1;
@@ -2634,7 +2634,7 @@ static void coalescing_hands_over_the_latest_of_each_item_once(void **state)
 static void coalesced_events_share_their_latest_events_verdict(void **state)
 {
 	struct fx *t = *state;
-	char u[3][LINE_MAX_];
+	char u[3][EV_LINE_MAX];
 	char b[3][1024];
 	t->opt.coalesce = 1;
 	t->opt.max_attempts = 2;
@@ -2666,7 +2666,7 @@ static void coalesced_events_share_their_latest_events_verdict(void **state)
 static void coalescing_reaches_across_work_files_of_a_type(void **state)
 {
 	struct fx *t = *state;
-	char u[3][LINE_MAX_];
+	char u[3][EV_LINE_MAX];
 	char out[1024];
 	t->opt.coalesce = 1;
 	put_line(t, "item.update",
@@ -2691,7 +2691,7 @@ static void coalescing_reaches_across_work_files_of_a_type(void **state)
 static void coalescing_in_batch_mode_hands_each_item_over_once(void **state)
 {
 	struct fx *t = *state;
-	char u[4][LINE_MAX_];
+	char u[4][EV_LINE_MAX];
 	char out[1024];
 	static const char *const items[] = {"7", "8", "7", "7"};
 	batch_mode(t);
@@ -2715,7 +2715,7 @@ static void coalescing_in_batch_mode_hands_each_item_over_once(void **state)
 static void coalescing_with_a_limit_loses_nothing(void **state)
 {
 	struct fx *t = *state;
-	char u[5][LINE_MAX_];
+	char u[5][EV_LINE_MAX];
 	t->opt.coalesce = 1;
 	t->opt.limit = 2;
 	for (int i = 0; i < 5; i++)
