@@ -71,6 +71,7 @@ $(BIN): $(BUILD)/podio-hook FORCE
 
 $(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
 $(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync
+$(BUILD)/tests/claim_test: private LDFLAGS += -Wl,--wrap=clock_gettime
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "form.h"
 #include "num.h"
 
 /* Renames that found their target taken before giving up. */
@@ -57,6 +58,16 @@ static void work_name(struct claim_work *w, const char *type, int n)
 			 LAYOUT_CLAIM_MARK, us, n);
 }
 
+/* 1 when {name}.state exists (whatever it is), or its name is too long. */
+static int progress_left(int dirfd, const char *name)
+{
+	char state[LAYOUT_NAME_MAX];
+	struct stat st;
+	if (name2(state, sizeof state, name, LAYOUT_STATE_SUFFIX) != 0)
+		return 1;
+	return fstatat(dirfd, state, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int claim_take(int dirfd, const char *dir, const char *type,
 	       struct claim_work *out, char err[CLAIM_ERR_MAX])
 {
@@ -79,6 +90,13 @@ int claim_take(int dirfd, const char *dir, const char *type,
 	int renamed = 0;
 	for (int i = 0; i < CLAIM_RENAME_TRIES && !renamed; i++) {
 		work_name(out, type, i);
+		/*
+		 * Not under a name whose progress file is still there (left
+		 * by a crash inside claim_finish, the clock since stepped
+		 * back): the new file would inherit its offset.
+		 */
+		if (progress_left(dirfd, out->name))
+			continue;
 		/* Never over a work file: that would lose its events. */
 		if (renameat2(dirfd, from, dirfd, out->name,
 			      RENAME_NOREPLACE) == 0)
@@ -88,8 +106,10 @@ int claim_take(int dirfd, const char *dir, const char *type,
 		else if (errno != EEXIST)
 			return fail(err, "rename", dir, from);
 	}
-	if (!renamed)
+	if (!renamed) {
+		errno = EEXIST; /* every name tried is taken */
 		return fail(err, "rename", dir, from);
+	}
 	/* Wait out a writer that locked the file before the rename. */
 	int fd = layout_open_file(dirfd, out->name, O_RDONLY);
 	if (fd < 0)
@@ -199,6 +219,9 @@ int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,
 	char *e = strdup(last_error);
 	if (e == NULL)
 		return -1;
+	/* The state file holds JSON strings: UTF-8 only. */
+	if (!utf8_valid((const unsigned char *)e, strlen(e)))
+		utf8_scrub(e);
 	while (i < st->n_retry && st->retry[i].off < off)
 		i++;
 	if (i < st->n_retry && st->retry[i].off == off) {

@@ -2,7 +2,8 @@
  * claim.h - the consumer side of the spool's files (layout.h names them).
  *
  * Claim protocol: rename {type}.jsonl to {type}.jsonl.claim-<stamp> (a
- * name writers never open; never over an existing file), then
+ * name writers never open; never over an existing file, nor beside a
+ * progress file left from an earlier work file of that name), then
  * flock(LOCK_EX) the renamed file and release it: a writer that opened
  * the old name before the rename either finished its append under the
  * lock, or will find the name gone and start over.  From then on the
@@ -102,7 +103,8 @@ int claim_state_save(int dirfd, const char *dir, const struct claim_work *w,
 
 /*
  * Records an event at off to be offered again after attempts failed
- * attempts, with last_error (copied).  Adds or updates the entry; 0, or
+ * attempts, with last_error (copied; text that is not valid UTF-8 is
+ * kept through utf8_scrub, form.h).  Adds or updates the entry; 0, or
  * -1 when out of memory (st unchanged).
  */
 int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,

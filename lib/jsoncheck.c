@@ -163,7 +163,10 @@ static int literal(struct cur *c, const char *word)
 	return 1;
 }
 
-/* An object or array after its opening bracket; spans: see header. */
+/*
+ * An object or array after its opening bracket.  With count (the top
+ * level only), members are counted and the first max spans recorded.
+ */
 static int members_at(struct cur *c, int depth, int object,
 		      struct jsoncheck_span *spans, size_t max, size_t *count)
 {
@@ -184,8 +187,8 @@ static int members_at(struct cur *c, int depth, int object,
 		}
 		if (!value(c, depth + 1))
 			return 0;
-		if (spans != NULL) {
-			if (*count < max) {
+		if (count != NULL) {
+			if (spans != NULL && *count < max) {
 				spans[*count].key = (size_t)(key - c->start);
 				spans[*count].end = (size_t)(c->p - c->start);
 			}
@@ -230,7 +233,7 @@ static int value(struct cur *c, int depth)
 	}
 }
 
-/* The whole input is one object; its members' spans when spans is set. */
+/* The whole input is one object; its members counted when count is set. */
 static int object(const char *s, size_t n, struct jsoncheck_span *spans,
 		  size_t max, size_t *count)
 {

@@ -37,7 +37,8 @@ struct jsoncheck_span {
 /*
  * jsoncheck_object, also giving the spans of the object's top-level
  * members in order: the first max go to spans, *count says how many
- * there are (possibly more than max).
+ * there are (possibly more than max; spans may be NULL with max 0 to
+ * count them only).
  */
 int jsoncheck_members(const char *s, size_t n, struct jsoncheck_span *spans,
 		      size_t max, size_t *count);

@@ -51,42 +51,59 @@ static int named(const char *line, const struct jsoncheck_span *span,
 	return 0;
 }
 
+/* The offset of the ',' between two members (blanks around it). */
+static size_t comma_between(const char *line, size_t from, size_t to)
+{
+	const char *c = memchr(line + from, ',', to - from);
+	return (size_t)(c - line);
+}
+
 char *jsonline_drop(const char *line, size_t len, const char *const *keys,
 		    size_t nkeys, size_t *outlen)
 {
-	struct jsoncheck_span *sp;
-	size_t count;
-	sp = malloc(JSONLINE_MEMBERS_MAX * sizeof *sp);
+	size_t count = 0;
+	if (len == 0 || line[len - 1] != '\n' ||
+	    !jsoncheck_members(line, len - 1, NULL, 0, &count))
+		return NULL;
+	struct jsoncheck_span *sp =
+	    malloc((count > 0 ? count : 1) * sizeof *sp);
 	char *out = malloc(len);
-	if (sp == NULL || out == NULL || len == 0 || line[len - 1] != '\n' ||
-	    !jsoncheck_members(line, len - 1, sp, JSONLINE_MEMBERS_MAX,
-			       &count) ||
-	    count > JSONLINE_MEMBERS_MAX) {
+	if (sp == NULL || out == NULL) {
 		free(sp);
 		free(out);
 		return NULL;
 	}
+	jsoncheck_members(line, len - 1, sp, count, &count);
 	/*
-	 * Copy what lies between kept members: from the start to the first
-	 * kept member's key, then ",member" for each further kept one, then
-	 * from the last member's end to the end of the line.
+	 * Cut each dropped member with one separator, so that what stays
+	 * (blanks included) is byte for byte what was there: after a kept
+	 * member, cut ",member" from the comma on; before any kept one,
+	 * cut "member," up to the next member's key.  Appending members
+	 * and dropping them again thus gives back the original line.
 	 */
 	size_t n = 0;
-	size_t kept = 0;
-	size_t head = count > 0 ? sp[0].key : closing_brace(line, len);
-	memcpy(out, line, head);
-	n = head;
+	size_t from = 0;
+	int kept = 0;
 	for (size_t i = 0; i < count; i++) {
-		if (named(line, &sp[i], keys, nkeys))
+		size_t cut;
+		size_t to;
+		if (!named(line, &sp[i], keys, nkeys)) {
+			kept = 1;
 			continue;
-		if (kept++ > 0)
-			out[n++] = ',';
-		memcpy(out + n, line + sp[i].key, sp[i].end - sp[i].key);
-		n += sp[i].end - sp[i].key;
+		}
+		if (kept) {
+			cut = comma_between(line, sp[i - 1].end, sp[i].key);
+			to = sp[i].end;
+		} else {
+			cut = sp[i].key;
+			to = i + 1 < count ? sp[i + 1].key : sp[i].end;
+		}
+		memcpy(out + n, line + from, cut - from);
+		n += cut - from;
+		from = to;
 	}
-	size_t tail = count > 0 ? sp[count - 1].end : head;
-	memcpy(out + n, line + tail, len - tail);
-	n += len - tail;
+	memcpy(out + n, line + from, len - from);
+	n += len - from;
 	free(sp);
 	*outlen = n;
 	return out;

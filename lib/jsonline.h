@@ -13,9 +13,6 @@
 
 #include <stddef.h>
 
-/* A line may carry at most this many top-level keys to be edited. */
-#define JSONLINE_MEMBERS_MAX 256
-
 /*
  * The line with members (",key:value" pairs without the leading comma,
  * e.g. "\"attempts\":3") inserted as the object's last members.  Returns
@@ -27,9 +24,11 @@ char *jsonline_append(const char *line, size_t len, const char *members,
 
 /*
  * The line without its top-level members named keys[0..nkeys) (the key
- * bytes as written, compared exactly).  Returns a malloc'd line and its
- * length, or NULL when out of memory or line is not a valid object with
- * at most JSONLINE_MEMBERS_MAX members.
+ * bytes as written, compared exactly), each taken away with one comma;
+ * everything else stays byte for byte, blanks included, so dropping what
+ * jsonline_append added gives back the original line.  Any number of
+ * members.  Returns a malloc'd line and its length, or NULL when out of
+ * memory or line is not a valid object.
  */
 char *jsonline_drop(const char *line, size_t len, const char *const *keys,
 		    size_t nkeys, size_t *outlen);

@@ -1,9 +1,14 @@
 /*
- * claim_test.c - SPEC section 5, the consumer side: claiming a spool file
- * (rename, then wait out a writer that locked it before the rename), the
- * names of spool and work files, work files oldest claim first, progress
- * kept beside a work file in {work}.state (and read as "offset 0" when it
- * is damaged), finishing a work file.
+ * claim_test.c - SPEC sections 5 and 10, the consumer side: claiming a
+ * spool file (rename, never over a work file, then wait out a writer that
+ * locked it before the rename), work files oldest claim first, progress
+ * kept beside a work file in {work}.state (read as "offset 0" when it is
+ * damaged, refused when it is a symbolic link), finishing a work file.
+ * Nothing is claimed, read or written through a symbolic link or as a
+ * file of another kind.  (The names themselves: layout_test.c.)
+ *
+ * Built with -Wl,--wrap=clock_gettime: a test may freeze the realtime
+ * clock that claim stamps come from, to make two claims collide.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,10 +34,29 @@
 #include "claim.h"
 #include "spool.h"
 
+/* ---- a clock that can stand still ------------------------------------- */
+
+int __real_clock_gettime(clockid_t clk, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t clk, struct timespec *ts);
+
+/* When frozen.tv_sec is set, CLOCK_REALTIME reads as frozen. */
+static struct timespec frozen;
+
+int __wrap_clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	if (clk == CLOCK_REALTIME && frozen.tv_sec != 0) {
+		*ts = frozen;
+		return 0;
+	}
+	return __real_clock_gettime(clk, ts);
+}
+
 /* ---- fixture ----------------------------------------------------------- */
 
 struct fx {
 	char dir[64];
+	char other[64]; /* outside the spool: where planted links point */
+	int dirfd;
 	struct spool sp;
 	char err[CLAIM_ERR_MAX];
 };
@@ -42,10 +66,15 @@ static int setup(void **state)
 	struct fx *t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return -1;
-	if (tmpdir_make(t->dir, sizeof t->dir, "claim_test") != 0) {
+	if (tmpdir_make(t->dir, sizeof t->dir, "claim_test") != 0 ||
+	    tmpdir_make(t->other, sizeof t->other, "claim_test_other") != 0) {
 		free(t);
 		return -1;
 	}
+	t->dirfd = open(t->dir, O_RDONLY | O_DIRECTORY);
+	if (t->dirfd < 0)
+		return -1;
+	frozen.tv_sec = 0;
 	t->sp.dir = t->dir;
 	t->sp.sync = 0;
 	t->sp.file_mode = 0640;
@@ -56,7 +85,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *t = *state;
-	int rc = tmpdir_remove(t->dir);
+	frozen.tv_sec = 0;
+	close(t->dirfd);
+	int rc = tmpdir_remove(t->dir) | tmpdir_remove(t->other);
 	free(t);
 	return rc;
 }
@@ -87,53 +118,10 @@ static int append(struct fx *t, const char *type, const char *line)
 	return rc;
 }
 
-static void write_file(const char *path, const char *content, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, content, n), (ssize_t)n);
-	assert_int_equal(close(fd), 0);
-}
-
-/* Fails unless the file holds exactly want[0..n). */
-static void expect_bytes(const char *path, const char *want, size_t n)
-{
-	char got[8192];
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	ssize_t k = read(fd, got, sizeof got);
-	close(fd);
-	assert_true(k >= 0 && (size_t)k < sizeof got);
-	if ((size_t)k != n || memcmp(got, want, n) != 0)
-		fail_msg("%s holds\n%.*s\nwant\n%.*s", path, (int)k, got,
-			 (int)n, want);
-}
-
-static void expect_file(const char *path, const char *want)
-{
-	expect_bytes(path, want, strlen(want));
-}
-
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-static size_t entries_in(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	size_t n = 0;
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
+#define write_file  tmp_write
+#define expect_file tmp_expect_file
+#define exists	    tmp_exists
+#define entries_in  tmp_entries
 
 static long long now_ms(void)
 {
@@ -152,12 +140,35 @@ static void sleep_ms(long ms)
 static struct claim_work work_named(const char *name)
 {
 	struct claim_work w;
-	char kind;
 	memset(&w, 0, sizeof w);
 	snprintf(w.name, sizeof w.name, "%s", name);
-	assert_int_equal(claim_parse_name(name, w.type, &kind), 0);
-	assert_int_equal(kind, 'w');
+	assert_int_equal(layout_parse(name, w.type), LAYOUT_WORK);
 	return w;
+}
+
+/* claim_take in the fixture's spool. */
+static int take(struct fx *t, const char *type, struct claim_work *w)
+{
+	memset(t->err, 0, sizeof t->err);
+	return claim_take(t->dirfd, t->dir, type, w, t->err);
+}
+
+/* The size claim_state_load is told the work file has. */
+#define WORK_SIZE 10000
+
+/* claim_state_load of a work file WORK_SIZE bytes long. */
+static int load(struct fx *t, const struct claim_work *w,
+		struct claim_state *st)
+{
+	memset(t->err, 0, sizeof t->err);
+	return claim_state_load(t->dirfd, t->dir, w, WORK_SIZE, st, t->err);
+}
+
+static int save(struct fx *t, const struct claim_work *w,
+		const struct claim_state *st, int durable)
+{
+	memset(t->err, 0, sizeof t->err);
+	return claim_state_save(t->dirfd, t->dir, w, st, durable, t->err);
 }
 
 /* ---- claim_take -------------------------------------------------------- */
@@ -166,7 +177,7 @@ static void take_absent_file_is_nothing(void **state)
 {
 	struct fx *t = *state;
 	struct claim_work w;
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 0);
+	assert_int_equal(take(t, "item.create", &w), 0);
 	assert_int_equal(entries_in(t->dir), 0);
 }
 
@@ -177,7 +188,7 @@ static void take_empty_file_is_nothing(void **state)
 	char p[256];
 	path_in(t, "item.create.jsonl", p, sizeof p);
 	write_file(p, "", 0);
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 0);
+	assert_int_equal(take(t, "item.create", &w), 0);
 	/* Left where writers find it. */
 	assert_true(exists(p));
 	assert_int_equal(entries_in(t->dir), 1);
@@ -189,22 +200,20 @@ static void take_renames_to_a_work_file_with_exactly_the_bytes(void **state)
 	struct claim_work w;
 	char p[256];
 	char wp[512];
-	char type[65];
-	char kind = 0;
+	char type[EVENT_TYPE_MAX + 1];
 	append(t, "item.create", L1);
 	append(t, "item.create", L2);
 	path_in(t, "item.create.jsonl", p, sizeof p);
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 1);
+	assert_int_equal(take(t, "item.create", &w), 1);
 	assert_false(exists(p));
 	assert_string_equal(w.type, "item.create");
-	assert_int_equal(strncmp(w.name, "item.create" CLAIM_MARK,
-				 strlen("item.create" CLAIM_MARK)),
+	assert_int_equal(strncmp(w.name, "item.create" LAYOUT_CLAIM_MARK,
+				 strlen("item.create" LAYOUT_CLAIM_MARK)),
 			 0);
-	const char *stamp = w.name + strlen("item.create" CLAIM_MARK);
+	const char *stamp = w.name + strlen("item.create" LAYOUT_CLAIM_MARK);
 	assert_true(strlen(stamp) > 0);
 	assert_int_equal(strspn(stamp, "0123456789"), strlen(stamp));
-	assert_int_equal(claim_parse_name(w.name, type, &kind), 0);
-	assert_int_equal(kind, 'w');
+	assert_int_equal(layout_parse(w.name, type), LAYOUT_WORK);
 	assert_string_equal(type, "item.create");
 	path_in(t, w.name, wp, sizeof wp);
 	char want[1024];
@@ -222,7 +231,7 @@ static void take_keeps_a_torn_tail_as_it_is(void **state)
 	static const char torn[] = "{\"id\":\"1\"}\n{\"id\":\"2\",\"tr";
 	path_in(t, "item.update.jsonl", p, sizeof p);
 	write_file(p, torn, strlen(torn));
-	assert_int_equal(claim_take(t->dir, "item.update", &w, t->err), 1);
+	assert_int_equal(take(t, "item.update", &w), 1);
 	expect_file(path_in(t, w.name, wp, sizeof wp), torn);
 }
 
@@ -233,7 +242,7 @@ static void take_leaves_other_types_alone(void **state)
 	char p[256];
 	append(t, "item.create", L1);
 	append(t, "comment.create", L3);
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 1);
+	assert_int_equal(take(t, "item.create", &w), 1);
 	expect_file(path_in(t, "comment.create.jsonl", p, sizeof p), L3);
 }
 
@@ -244,13 +253,13 @@ static void writers_after_a_claim_go_to_a_fresh_file(void **state)
 	char p[256];
 	char wp[512];
 	append(t, "item.create", L1);
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 1);
+	assert_int_equal(take(t, "item.create", &w), 1);
 	append(t, "item.create", L2);
 	expect_file(path_in(t, w.name, wp, sizeof wp), L1);
 	expect_file(path_in(t, "item.create.jsonl", p, sizeof p), L2);
 	/* And the fresh file is claimed under another name. */
 	struct claim_work w2;
-	assert_int_equal(claim_take(t->dir, "item.create", &w2, t->err), 1);
+	assert_int_equal(take(t, "item.create", &w2), 1);
 	assert_string_not_equal(w.name, w2.name);
 	expect_file(path_in(t, w2.name, wp, sizeof wp), L2);
 	expect_file(path_in(t, w.name, wp, sizeof wp), L1);
@@ -299,7 +308,7 @@ static void take_waits_for_a_writer_holding_the_lock(void **state)
 	char c;
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	long long start = now_ms();
-	int rc = claim_take(t->dir, "item.create", &w, t->err);
+	int rc = take(t, "item.create", &w);
 	long long returned = now_ms();
 	/* Read the work file before anything else can change it. */
 	char want[1024];
@@ -334,133 +343,177 @@ static void take_waits_for_a_writer_holding_the_lock(void **state)
 	assert_false(exists(p));
 }
 
-/* ---- claim_parse_name -------------------------------------------------- */
+/* ---- claim_take: what is not a regular file is left alone --------------- */
 
-static const struct {
-	const char *name;
-	int rc;
-	char kind;
-	const char *type;
-} names[] = {
-    {"item.create.jsonl", 0, 'p', "item.create"},
-    {"hook.verify.jsonl", 0, 'p', "hook.verify"},
-    {"a.b.c.jsonl", 0, 'p', "a.b.c"},
-    {"app_field.x9_y.jsonl", 0, 'p', "app_field.x9_y"},
-    {"item.create.jsonl.claim-0001764222499123456", 0, 'w', "item.create"},
-    {"item.create.jsonl.claim-1", 0, 'w', "item.create"},
-    {"comment.delete.jsonl.claim-1764222499123456", 0, 'w',
-     "comment.delete"},
-    /* progress files and their temporaries */
-    {"item.create.jsonl.claim-0001764222499123456.state", -1, 0, NULL},
-    {"item.create.jsonl.claim-0001764222499123456.state.tmp", -1, 0, NULL},
-    {"item.create.jsonl.state", -1, 0, NULL},
-    /* dotfiles: the drain lock, the token cache, hidden copies */
-    {".drain.lock", -1, 0, NULL},
-    {".podio-token", -1, 0, NULL},
-    {".item.create.jsonl", -1, 0, NULL},
-    {".item.create.jsonl.claim-1", -1, 0, NULL},
-    {".jsonl", -1, 0, NULL},
-    /* claim stamps */
-    {"item.create.jsonl.claim-", -1, 0, NULL},
-    {"item.create.jsonl.claim-12x", -1, 0, NULL},
-    {"item.create.jsonl.claim-1 ", -1, 0, NULL},
-    {"item.create.jsonl.claimed", -1, 0, NULL},
-    {"item.create.jsonl.claim", -1, 0, NULL},
-    /* other suffixes */
-    {"item.create.json", -1, 0, NULL},
-    {"item.create.jsonl~", -1, 0, NULL},
-    {"item.create.jsonl.tmp", -1, 0, NULL},
-    {"item.create.jsonl.bak", -1, 0, NULL},
-    {"item.create", -1, 0, NULL},
-    {"failed", -1, 0, NULL},
-    {"bad", -1, 0, NULL},
-    {"", -1, 0, NULL},
-    /* bad types */
-    {"item.jsonl", -1, 0, NULL},
-    {"Item.create.jsonl", -1, 0, NULL},
-    {"item.Create.jsonl", -1, 0, NULL},
-    {"item..create.jsonl", -1, 0, NULL},
-    {"item.create..jsonl", -1, 0, NULL},
-    {"1item.create.jsonl", -1, 0, NULL},
-    {"item.1create.jsonl", -1, 0, NULL},
-    {"item-x.create.jsonl", -1, 0, NULL},
-    {"item create.jsonl", -1, 0, NULL},
-    {"item.create.jsonl.claim-1/..", -1, 0, NULL},
-    {"..jsonl", -1, 0, NULL},
-    {"a..jsonl.claim-1", -1, 0, NULL},
-};
-
-static void parse_name_table(void **state)
+static void take_leaves_a_symlinked_pending_file_alone(void **state)
 {
-	(void)state;
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		char type[65] = "unset";
-		char kind = 0;
-		int rc = claim_parse_name(names[i].name, type, &kind);
-		if (rc != names[i].rc)
-			fail_msg("claim_parse_name(\"%s\") = %d, want %d",
-				 names[i].name, rc, names[i].rc);
-		if (rc != 0)
-			continue;
-		if (kind != names[i].kind || strcmp(type, names[i].type) != 0)
-			fail_msg("claim_parse_name(\"%s\"): type \"%s\" kind "
-				 "'%c', want \"%s\" '%c'",
-				 names[i].name, type, kind, names[i].type,
-				 names[i].kind);
-	}
+	struct fx *t = *state;
+	struct claim_work w;
+	struct tmp_snap before;
+	char target[256];
+	char p[256];
+	tmp_path(t->other, "passwd", target, sizeof target);
+	write_file(target, L1, strlen(L1));
+	tmp_snap_take(target, &before);
+	assert_int_equal(
+	    symlink(target, path_in(t, "item.create.jsonl", p, sizeof p)), 0);
+	errno = 0;
+	assert_int_equal(take(t, "item.create", &w), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_non_null(strstr(t->err, "item.create.jsonl"));
+	assert_non_null(strstr(t->err, "symbolic link"));
+	assert_true(tmp_is_link(p));
+	assert_int_equal(entries_in(t->dir), 1);
+	tmp_snap_same(target, &before);
 }
 
-static void parse_name_type_length_limit(void **state)
+static void take_leaves_a_pending_directory_alone(void **state)
 {
-	(void)state;
-	char type64[65];
-	char name[128];
-	char got[65];
-	char kind;
-	memset(type64, 'a', 64);
-	type64[1] = '.';
-	type64[64] = '\0';
-	snprintf(name, sizeof name, "%s.jsonl", type64);
-	assert_int_equal(claim_parse_name(name, got, &kind), 0);
-	assert_string_equal(got, type64);
-	assert_int_equal(kind, 'p');
-	snprintf(name, sizeof name, "%s.jsonl.claim-1", type64);
-	assert_int_equal(claim_parse_name(name, got, &kind), 0);
-	assert_int_equal(kind, 'w');
-	snprintf(name, sizeof name, "%sa.jsonl", type64);
-	assert_int_equal(claim_parse_name(name, got, &kind), -1);
-	snprintf(name, sizeof name, "%sa.jsonl.claim-1", type64);
-	assert_int_equal(claim_parse_name(name, got, &kind), -1);
+	struct fx *t = *state;
+	struct claim_work w;
+	char p[256];
+	char inner[512];
+	assert_int_equal(mkdir(path_in(t, "aaa.bbb.jsonl", p, sizeof p), 0750),
+			 0);
+	tmp_path(p, "x", inner, sizeof inner);
+	write_file(inner, L3, strlen(L3));
+	errno = 0;
+	assert_int_equal(take(t, "aaa.bbb", &w), -1);
+	assert_int_equal(errno, EFTYPE_LAYOUT);
+	assert_non_null(strstr(t->err, "aaa.bbb.jsonl"));
+	assert_int_equal(entries_in(t->dir), 1);
+	expect_file(inner, L3);
+	/* Another type beside it is claimed as usual. */
+	append(t, "item.create", L1);
+	assert_int_equal(take(t, "item.create", &w), 1);
+}
+
+static void take_leaves_a_pending_fifo_alone_without_blocking(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w;
+	char p[256];
+	assert_int_equal(
+	    mkfifo(path_in(t, "item.create.jsonl", p, sizeof p), 0640), 0);
+	alarm(10); /* a hang would otherwise stall the whole run */
+	int rc = take(t, "item.create", &w);
+	alarm(0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, EFTYPE_LAYOUT);
+	assert_int_equal(entries_in(t->dir), 1);
+}
+
+/* ---- claim_take: never over an existing work file ------------------------ */
+
+/* The clock reads 1764222499.123456 s: stamps are 1764222499123456. */
+#define FROZEN_STAMP "1764222499123456"
+
+static void freeze_clock(void)
+{
+	frozen.tv_sec = 1764222499;
+	frozen.tv_nsec = 123456789;
+}
+
+static void take_never_replaces_an_existing_work_file(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w;
+	char p[512];
+	static const char *taken[] = {
+	    "item.create.jsonl.claim-" FROZEN_STAMP,
+	    "item.create.jsonl.claim-" FROZEN_STAMP "-1",
+	};
+	struct tmp_snap before[2];
+	for (size_t i = 0; i < 2; i++) {
+		write_file(path_in(t, taken[i], p, sizeof p), L2, strlen(L2));
+		tmp_snap_take(p, &before[i]);
+	}
+	freeze_clock();
+	append(t, "item.create", L1);
+	assert_int_equal(take(t, "item.create", &w), 1);
+	assert_string_equal(w.name,
+			    "item.create.jsonl.claim-" FROZEN_STAMP "-2");
+	expect_file(path_in(t, w.name, p, sizeof p), L1);
+	for (size_t i = 0; i < 2; i++)
+		tmp_snap_same(path_in(t, taken[i], p, sizeof p), &before[i]);
+	/* Listed oldest first: the base stamp, then -1, then -2. */
+	struct claim_work *ws = NULL;
+	assert_int_equal(claim_list(t->dirfd, t->dir, &ws, t->err), 3);
+	assert_string_equal(ws[0].name, taken[0]);
+	assert_string_equal(ws[1].name, taken[1]);
+	assert_string_equal(ws[2].name, w.name);
+	free(ws);
+}
+
+static void take_gives_up_rather_than_replace_a_work_file(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w;
+	char p[512];
+	char name[LAYOUT_NAME_MAX];
+	struct tmp_snap before[16];
+	/* Every name claim_take would try, 16 of them, is taken. */
+	for (int i = 0; i < 16; i++) {
+		if (i == 0)
+			snprintf(name, sizeof name,
+				 "item.create.jsonl.claim-" FROZEN_STAMP);
+		else
+			snprintf(name, sizeof name,
+				 "item.create.jsonl.claim-" FROZEN_STAMP "-%d",
+				 i);
+		write_file(path_in(t, name, p, sizeof p), L2, strlen(L2));
+		tmp_snap_take(p, &before[i]);
+	}
+	freeze_clock();
+	append(t, "item.create", L1);
+	assert_int_equal(take(t, "item.create", &w), -1);
+	assert_non_null(strstr(t->err, "item.create.jsonl"));
+	/* The pending file stays where writers and the next run find it. */
+	expect_file(path_in(t, "item.create.jsonl", p, sizeof p), L1);
+	assert_int_equal(entries_in(t->dir), 17);
+	for (int i = 0; i < 16; i++) {
+		if (i == 0)
+			snprintf(name, sizeof name,
+				 "item.create.jsonl.claim-" FROZEN_STAMP);
+		else
+			snprintf(name, sizeof name,
+				 "item.create.jsonl.claim-" FROZEN_STAMP "-%d",
+				 i);
+		tmp_snap_same(path_in(t, name, p, sizeof p), &before[i]);
+	}
+	/* The clock moves on: the next claim succeeds. */
+	frozen.tv_sec = 0;
+	assert_int_equal(take(t, "item.create", &w), 1);
+	expect_file(path_in(t, w.name, p, sizeof p), L1);
 }
 
 /*
- * Any well-formed type is a spool file name (SPEC section 4), including
- * one with a segment that begins with "jsonl": with unknown_types =
- * accept the receiver spools it, so the consumer must recognise it.
+ * claim_finish removes the work file, then its progress: a crash between
+ * the two leaves a progress file alone.  A later claim under the same
+ * name (the clock stepped back) must not inherit it, or events would be
+ * skipped as if offered.
  */
-static void parse_name_type_with_a_jsonl_segment(void **state)
+static void take_never_pairs_a_work_file_with_progress_left_behind(void **state)
 {
-	(void)state;
-	static const struct {
-		const char *name, *type;
-		char kind;
-	} odd[] = {
-	    {"item.jsonl.jsonl", "item.jsonl", 'p'},
-	    {"custom.jsonlx.jsonl", "custom.jsonlx", 'p'},
-	    {"a.jsonl_b.jsonl.claim-0001764222499123456", "a.jsonl_b", 'w'},
-	};
-	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-		char type[65] = "unset";
-		char kind = 0;
-		int rc = claim_parse_name(odd[i].name, type, &kind);
-		if (rc != 0 || kind != odd[i].kind ||
-		    strcmp(type, odd[i].type) != 0)
-			fail_msg("claim_parse_name(\"%s\") = %d type \"%s\" "
-				 "kind '%c', want 0 \"%s\" '%c' (a well-formed "
-				 "type the receiver spools)",
-				 odd[i].name, rc, rc == 0 ? type : "-",
-				 kind ? kind : '-', odd[i].type, odd[i].kind);
-	}
+	struct fx *t = *state;
+	struct claim_work w;
+	struct claim_state st;
+	char p[512];
+	static const char orphan[] =
+	    "item.create.jsonl.claim-" FROZEN_STAMP ".state";
+	write_file(path_in(t, orphan, p, sizeof p), "offset 10\n", 10);
+	freeze_clock();
+	append(t, "item.create", L1);
+	assert_int_equal(take(t, "item.create", &w), 1);
+	assert_string_not_equal(w.name,
+				"item.create.jsonl.claim-" FROZEN_STAMP);
+	memset(t->err, 0, sizeof t->err);
+	assert_int_equal(claim_state_load(t->dirfd, t->dir, &w,
+					  (off_t)strlen(L1), &st, t->err),
+			 0);
+	assert_int_equal(st.offset, 0);
+	claim_state_free(&st);
+	expect_file(p, "offset 10\n");
 }
 
 /* ---- claim_list -------------------------------------------------------- */
@@ -495,15 +548,14 @@ static void list_orders_work_files_by_claim_time(void **state)
 	char sub[512];
 	assert_int_equal(mkdir(path_in(t, "failed", sub, sizeof sub), 0750), 0);
 	struct claim_work *ws = NULL;
-	ssize_t n = claim_list(t->dir, &ws, t->err);
+	ssize_t n = claim_list(t->dirfd, t->dir, &ws, t->err);
 	assert_int_equal(n, (ssize_t)(sizeof want / sizeof want[0]));
 	for (ssize_t i = 0; i < n; i++) {
 		if (strcmp(ws[i].name, want[i]) != 0)
-			fail_msg("claim_list[%zd] = %s, want %s", i,
-				 ws[i].name, want[i]);
-		assert_int_equal(strncmp(ws[i].name, ws[i].type,
-					 strlen(ws[i].type)),
-				 0);
+			fail_msg("claim_list[%zd] = %s, want %s", i, ws[i].name,
+				 want[i]);
+		assert_int_equal(
+		    strncmp(ws[i].name, ws[i].type, strlen(ws[i].type)), 0);
 		assert_int_equal(ws[i].type[3], '\0');
 	}
 	free(ws);
@@ -513,17 +565,16 @@ static void list_follows_successive_claims(void **state)
 {
 	struct fx *t = *state;
 	struct claim_work taken[6];
-	static const char *types[] = {"zeta.create", "alpha.create",
-				      "zeta.create", "mid.update",
+	static const char *types[] = {"zeta.create",  "alpha.create",
+				      "zeta.create",  "mid.update",
 				      "alpha.create", "zeta.create"};
 	for (size_t i = 0; i < 6; i++) {
 		append(t, types[i], L3);
-		assert_int_equal(
-		    claim_take(t->dir, types[i], &taken[i], t->err), 1);
+		assert_int_equal(take(t, types[i], &taken[i]), 1);
 		sleep_ms(2); /* distinct microsecond stamps */
 	}
 	struct claim_work *ws = NULL;
-	ssize_t n = claim_list(t->dir, &ws, t->err);
+	ssize_t n = claim_list(t->dirfd, t->dir, &ws, t->err);
 	assert_int_equal(n, 6);
 	for (size_t i = 0; i < 6; i++) {
 		if (strcmp(ws[i].name, taken[i].name) != 0)
@@ -534,18 +585,18 @@ static void list_follows_successive_claims(void **state)
 	free(ws);
 }
 
-static void list_of_an_empty_or_missing_dir(void **state)
+static void list_of_an_empty_or_unreadable_dir(void **state)
 {
 	struct fx *t = *state;
 	struct claim_work *ws = NULL;
-	char p[256];
-	assert_int_equal(claim_list(t->dir, &ws, t->err), 0);
+	assert_int_equal(claim_list(t->dirfd, t->dir, &ws, t->err), 0);
 	free(ws);
 	ws = NULL;
-	path_in(t, "nope", p, sizeof p);
-	assert_int_equal(claim_list(p, &ws, t->err), -1);
-	assert_non_null(strstr(t->err, p));
-	free(ws);
+	/* A descriptor that is not open: the error names the directory. */
+	assert_int_equal(claim_list(-1, "/spool/that/is/gone", &ws, t->err),
+			 -1);
+	assert_non_null(strstr(t->err, "/spool/that/is/gone"));
+	assert_null(ws);
 }
 
 /* ---- state ------------------------------------------------------------- */
@@ -567,7 +618,7 @@ static void state_round_trip_with_retries(void **state)
 	assert_int_equal(claim_state_retry(&st, 100, 4, "old"), 0);
 	assert_int_equal(claim_state_retry(&st, 100, 4, e2), 0); /* update */
 	assert_int_equal(st.n_retry, 3);
-	assert_int_equal(claim_state_save(t->dir, &w, &st, 1, t->err), 0);
+	assert_int_equal(save(t, &w, &st, 1), 0);
 	path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p);
 	assert_true(exists(p));
 	/* Replaced atomically: no temporary left behind. */
@@ -575,7 +626,7 @@ static void state_round_trip_with_retries(void **state)
 
 	struct claim_state got;
 	memset(&got, 0x5a, sizeof got);
-	claim_state_load(t->dir, &w, &got);
+	assert_int_equal(load(t, &w, &got), 0);
 	assert_int_equal(got.offset, 1234);
 	assert_int_equal(got.n_retry, 3);
 	assert_int_equal(got.retry[0].off, 0);
@@ -592,9 +643,9 @@ static void state_round_trip_with_retries(void **state)
 	claim_state_drop(&got, 1);
 	assert_int_equal(got.n_retry, 2);
 	got.offset = 2000;
-	assert_int_equal(claim_state_save(t->dir, &w, &got, 0, t->err), 0);
+	assert_int_equal(save(t, &w, &got, 0), 0);
 	struct claim_state again;
-	claim_state_load(t->dir, &w, &again);
+	assert_int_equal(load(t, &w, &again), 0);
 	assert_int_equal(again.offset, 2000);
 	assert_int_equal(again.n_retry, 2);
 	assert_int_equal(again.retry[0].off, 0);
@@ -608,6 +659,28 @@ static void state_round_trip_with_retries(void **state)
 	assert_null(st.retry);
 }
 
+/*
+ * Any last_error can be saved and read back: text that is not valid
+ * UTF-8 (a handler's raw output) is kept scrubbed, never refused.
+ */
+static void state_keeps_a_last_error_that_is_not_utf8_scrubbed(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	struct claim_state got;
+	memset(&st, 0, sizeof st);
+	st.offset = 77;
+	assert_int_equal(claim_state_retry(&st, 10, 1, "caf\xe9 \xff\xc3"), 0);
+	assert_int_equal(save(t, &w, &st, 0), 0);
+	assert_int_equal(load(t, &w, &got), 0);
+	assert_int_equal(got.offset, 77);
+	assert_int_equal(got.n_retry, 1);
+	assert_string_equal(got.retry[0].last_error, "caf? ??");
+	claim_state_free(&got);
+	claim_state_free(&st);
+}
+
 static void state_file_format(void **state)
 {
 	struct fx *t = *state;
@@ -617,7 +690,7 @@ static void state_file_format(void **state)
 	memset(&st, 0, sizeof st);
 	st.offset = 77;
 	assert_int_equal(claim_state_retry(&st, 10, 3, "a \"b\"\n"), 0);
-	assert_int_equal(claim_state_save(t->dir, &w, &st, 0, t->err), 0);
+	assert_int_equal(save(t, &w, &st, 0), 0);
 	expect_file(path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p),
 		    "offset 77\nretry 10 3 \"a \\\"b\\\"\\n\"\n");
 	claim_state_free(&st);
@@ -629,7 +702,7 @@ static void state_missing_is_offset_zero(void **state)
 	struct claim_work w = work_named("item.create.jsonl.claim-42");
 	struct claim_state st;
 	memset(&st, 0x5a, sizeof st);
-	claim_state_load(t->dir, &w, &st);
+	assert_int_equal(load(t, &w, &st), 0);
 	assert_int_equal(st.offset, 0);
 	assert_int_equal(st.n_retry, 0);
 	claim_state_free(&st);
@@ -659,7 +732,11 @@ static void state_damaged_is_offset_zero(void **state)
 	    {"retry offset == offset", "offset 100\nretry 100 1 \"x\"\n", 0},
 	    {"retry offset > offset", "offset 100\nretry 150 1 \"x\"\n", 0},
 	    {"retry offset negative", "offset 100\nretry -1 1 \"x\"\n", 0},
-	    {"retry attempts 0", "offset 100\nretry 10 0 \"x\"\n", 0},
+	    {"offset past the work file's end", "offset 10001\n", 0},
+	    {"retry attempts too many", "offset 100\nretry 10 1000001 \"x\"\n",
+	     0},
+	    {"retry offsets repeated",
+	     "offset 100\nretry 10 1 \"x\"\nretry 10 2 \"y\"\n", 0},
 	    {"retry error not JSON", "offset 100\nretry 10 1 x\n", 0},
 	    {"retry error not a string", "offset 100\nretry 10 1 5\n", 0},
 	    {"retry fields missing", "offset 100\nretry 10\n", 0},
@@ -673,7 +750,7 @@ static void state_damaged_is_offset_zero(void **state)
 		size_t n = bad[i].len != 0 ? bad[i].len : strlen(bad[i].text);
 		write_file(p, bad[i].text, n);
 		memset(&st, 0x5a, sizeof st);
-		claim_state_load(t->dir, &w, &st);
+		assert_int_equal(load(t, &w, &st), 0);
 		if (st.offset != 0 || st.n_retry != 0)
 			fail_msg("%s: loaded offset %lld with %zu retries, "
 				 "want offset 0 and none",
@@ -684,11 +761,159 @@ static void state_damaged_is_offset_zero(void **state)
 	write_file(p, "offset 100\nretry 10 1 \"x\"\n",
 		   strlen("offset 100\nretry 10 1 \"x\"\n"));
 	struct claim_state st;
-	claim_state_load(t->dir, &w, &st);
+	assert_int_equal(load(t, &w, &st), 0);
 	assert_int_equal(st.offset, 100);
 	assert_int_equal(st.n_retry, 1);
 	assert_int_equal(st.retry[0].off, 10);
 	claim_state_free(&st);
+}
+
+static void state_keeps_held_back_events_and_an_offset_at_the_end(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	char p[512];
+	/* attempts 0: held back to be settled with a later event. */
+	write_file(path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p),
+		   "offset 10000\nretry 10 0 \"\"\nretry 20 1000000 \"e\"\n",
+		   strlen("offset 10000\nretry 10 0 \"\"\n"
+			  "retry 20 1000000 \"e\"\n"));
+	assert_int_equal(load(t, &w, &st), 0);
+	assert_int_equal(st.offset, WORK_SIZE);
+	assert_int_equal(st.n_retry, 2);
+	assert_int_equal(st.retry[0].off, 10);
+	assert_int_equal(st.retry[0].attempts, 0);
+	assert_string_equal(st.retry[0].last_error, "");
+	assert_int_equal(st.retry[1].attempts, CLAIM_ATTEMPTS_MAX);
+	claim_state_free(&st);
+}
+
+static void
+state_that_is_a_symlink_fails_to_load_and_is_left_alone(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	struct tmp_snap before;
+	char target[256];
+	char p[512];
+	tmp_path(t->other, "shadow", target, sizeof target);
+	write_file(target, "offset 5\n", 9);
+	tmp_snap_take(target, &before);
+	path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p);
+	assert_int_equal(symlink(target, p), 0);
+	memset(&st, 0x5a, sizeof st);
+	assert_int_equal(load(t, &w, &st), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_non_null(strstr(t->err, "item.create.jsonl.claim-42.state"));
+	assert_non_null(strstr(t->err, "symbolic link"));
+	/* Nothing was read through it, and st is "offset 0" all the same. */
+	assert_int_equal(st.offset, 0);
+	assert_int_equal(st.n_retry, 0);
+	claim_state_free(&st);
+	assert_true(tmp_is_link(p));
+	tmp_snap_same(target, &before);
+	/* A dangling link too: it is not "missing". */
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("/nonexistent/podio-hook-claim-test", p), 0);
+	assert_int_equal(load(t, &w, &st), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_true(tmp_is_link(p));
+}
+
+static void state_that_is_not_a_regular_file_fails_to_load(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	char p[512];
+	path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p);
+	assert_int_equal(mkdir(p, 0750), 0);
+	assert_int_equal(load(t, &w, &st), -1);
+	assert_int_equal(errno, EFTYPE_LAYOUT);
+	assert_non_null(strstr(t->err, "item.create.jsonl.claim-42.state"));
+	assert_int_equal(rmdir(p), 0);
+	assert_int_equal(mkfifo(p, 0640), 0);
+	alarm(10);
+	int rc = load(t, &w, &st);
+	alarm(0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, EFTYPE_LAYOUT);
+}
+
+static void save_replaces_a_stale_regular_tmp(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	char p[512];
+	/* Left by a run that died while saving. */
+	write_file(
+	    path_in(t, "item.create.jsonl.claim-42.state.tmp", p, sizeof p),
+	    "offset 9", 8);
+	memset(&st, 0, sizeof st);
+	st.offset = 77;
+	assert_int_equal(save(t, &w, &st, 1), 0);
+	assert_false(exists(p));
+	expect_file(path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p),
+		    "offset 77\n");
+	assert_int_equal(entries_in(t->dir), 1);
+}
+
+static void save_leaves_a_symlinked_tmp_alone(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	struct tmp_snap before;
+	char target[256];
+	char tmp[512];
+	char p[512];
+	tmp_path(t->other, "precious", target, sizeof target);
+	write_file(target, "precious\n", 9);
+	tmp_snap_take(target, &before);
+	path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p);
+	write_file(p, "offset 5\n", 9);
+	path_in(t, "item.create.jsonl.claim-42.state.tmp", tmp, sizeof tmp);
+	assert_int_equal(symlink(target, tmp), 0);
+	memset(&st, 0, sizeof st);
+	st.offset = 77;
+	assert_int_equal(save(t, &w, &st, 0), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_non_null(strstr(t->err, "item.create.jsonl.claim-42.state.tmp"));
+	assert_true(tmp_is_link(tmp));
+	tmp_snap_same(target, &before);
+	/* The progress saved before is kept as it was. */
+	expect_file(p, "offset 5\n");
+	/* Nor is a dangling link's target created. */
+	char ghost[256];
+	tmp_path(t->other, "ghost", ghost, sizeof ghost);
+	assert_int_equal(unlink(tmp), 0);
+	assert_int_equal(symlink(ghost, tmp), 0);
+	assert_int_equal(save(t, &w, &st, 0), -1);
+	assert_false(exists(ghost));
+	assert_true(tmp_is_link(tmp));
+	expect_file(p, "offset 5\n");
+}
+
+static void save_never_writes_through_a_symlinked_state(void **state)
+{
+	struct fx *t = *state;
+	struct claim_work w = work_named("item.create.jsonl.claim-42");
+	struct claim_state st;
+	struct tmp_snap before;
+	char target[256];
+	char p[512];
+	tmp_path(t->other, "precious", target, sizeof target);
+	write_file(target, "precious\n", 9);
+	tmp_snap_take(target, &before);
+	path_in(t, "item.create.jsonl.claim-42.state", p, sizeof p);
+	assert_int_equal(symlink(target, p), 0);
+	memset(&st, 0, sizeof st);
+	st.offset = 77;
+	save(t, &w, &st, 0);
+	tmp_snap_same(target, &before);
 }
 
 /* ---- claim_finish ------------------------------------------------------ */
@@ -700,20 +925,20 @@ static void finish_removes_work_file_and_state(void **state)
 	struct claim_state st;
 	char p[512];
 	append(t, "item.create", L1);
-	assert_int_equal(claim_take(t->dir, "item.create", &w, t->err), 1);
+	assert_int_equal(take(t, "item.create", &w), 1);
 	append(t, "item.create", L2); /* a new pending file: not touched */
 	memset(&st, 0, sizeof st);
 	st.offset = (off_t)strlen(L1);
-	assert_int_equal(claim_state_save(t->dir, &w, &st, 0, t->err), 0);
+	assert_int_equal(save(t, &w, &st, 0), 0);
 	assert_int_equal(entries_in(t->dir), 3);
-	assert_int_equal(claim_finish(t->dir, &w, t->err), 0);
+	assert_int_equal(claim_finish(t->dirfd, t->dir, &w, t->err), 0);
 	assert_int_equal(entries_in(t->dir), 1);
 	expect_file(path_in(t, "item.create.jsonl", p, sizeof p), L2);
 	/* Finishing again (or without a state) is fine. */
-	assert_int_equal(claim_finish(t->dir, &w, t->err), 0);
+	assert_int_equal(claim_finish(t->dirfd, t->dir, &w, t->err), 0);
 	struct claim_work w2;
-	assert_int_equal(claim_take(t->dir, "item.create", &w2, t->err), 1);
-	assert_int_equal(claim_finish(t->dir, &w2, t->err), 0);
+	assert_int_equal(take(t, "item.create", &w2), 1);
+	assert_int_equal(claim_finish(t->dirfd, t->dir, &w2, t->err), 0);
 	assert_int_equal(entries_in(t->dir), 0);
 }
 
@@ -722,24 +947,34 @@ static void finish_removes_work_file_and_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(take_absent_file_is_nothing),
-		T(take_empty_file_is_nothing),
-		T(take_renames_to_a_work_file_with_exactly_the_bytes),
-		T(take_keeps_a_torn_tail_as_it_is),
-		T(take_leaves_other_types_alone),
-		T(writers_after_a_claim_go_to_a_fresh_file),
-		T(take_waits_for_a_writer_holding_the_lock),
-		T(parse_name_table),
-		T(parse_name_type_length_limit),
-		T(parse_name_type_with_a_jsonl_segment),
-		T(list_orders_work_files_by_claim_time),
-		T(list_follows_successive_claims),
-		T(list_of_an_empty_or_missing_dir),
-		T(state_round_trip_with_retries),
-		T(state_file_format),
-		T(state_missing_is_offset_zero),
-		T(state_damaged_is_offset_zero),
-		T(finish_removes_work_file_and_state),
+	    T(take_absent_file_is_nothing),
+	    T(take_empty_file_is_nothing),
+	    T(take_renames_to_a_work_file_with_exactly_the_bytes),
+	    T(take_keeps_a_torn_tail_as_it_is),
+	    T(take_leaves_other_types_alone),
+	    T(writers_after_a_claim_go_to_a_fresh_file),
+	    T(take_waits_for_a_writer_holding_the_lock),
+	    T(take_leaves_a_symlinked_pending_file_alone),
+	    T(take_leaves_a_pending_directory_alone),
+	    T(take_leaves_a_pending_fifo_alone_without_blocking),
+	    T(take_never_replaces_an_existing_work_file),
+	    T(take_gives_up_rather_than_replace_a_work_file),
+	    T(take_never_pairs_a_work_file_with_progress_left_behind),
+	    T(list_orders_work_files_by_claim_time),
+	    T(list_follows_successive_claims),
+	    T(list_of_an_empty_or_unreadable_dir),
+	    T(state_round_trip_with_retries),
+	    T(state_file_format),
+	    T(state_keeps_a_last_error_that_is_not_utf8_scrubbed),
+	    T(state_missing_is_offset_zero),
+	    T(state_damaged_is_offset_zero),
+	    T(state_keeps_held_back_events_and_an_offset_at_the_end),
+	    T(state_that_is_a_symlink_fails_to_load_and_is_left_alone),
+	    T(state_that_is_not_a_regular_file_fails_to_load),
+	    T(save_replaces_a_stale_regular_tmp),
+	    T(save_leaves_a_symlinked_tmp_alone),
+	    T(save_never_writes_through_a_symlinked_state),
+	    T(finish_removes_work_file_and_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
