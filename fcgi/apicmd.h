@@ -1,5 +1,5 @@
 /*
- * apicmd.h - `podio-hook api METHOD PATH [--data ...]` (SPEC section 11):
+ * apicmd.h - `podio-hook api METHOD PATH [--data ...]` (podio-hook(1)):
  * one authenticated Podio API call for handler scripts, on the token
  * cache that verification and the hook commands share.
  *

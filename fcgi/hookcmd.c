@@ -182,7 +182,7 @@ static int cmd_hook_id(struct app *a, const char *cmd, char **argv, int argc)
 	return 0;
 }
 
-/* ---- hook sync (SPEC section 12) ------------------------------------- */
+/* ---- hook sync ------------------------------------------------------- */
 
 /* What sync did, or would do, to one hook. */
 enum sync_action {

@@ -53,8 +53,8 @@ struct podio_conf {
 #define CONFIG_HOOK_URL_MAX 2048
 
 /*
- * One [hook NAME] section: a hook that should exist and be active (SPEC
- * section 12).  Every field is set (all four keys are required).
+ * One [hook NAME] section: a hook that should exist and be active
+ * (`hook sync`).  Every field is set (all four keys are required).
  */
 struct hook_conf {
 	char *name;	/* as written in the section header */

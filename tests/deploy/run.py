@@ -430,6 +430,7 @@ def t_install(world):
                   'lighttpd/podio-hook-fastcgi.conf',
                   'nginx/podio-hook.conf',
                   'systemd/podio-hook.service',
+                  'systemd/podio-hook-drain.service',
                   'systemd/podio-hook.socket']
         got = files_under(ex)
         check(got == sorted(wanted), 'examples %s, want %s', got,

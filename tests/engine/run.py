@@ -776,7 +776,7 @@ def case_follow_systemd_unit(h):
         os.chown(out, ids[0], ids[1])
     handler = script(sp, 'on-event', 'cat >> %s\n' % out)
     sub = {'/usr/local/bin/podio-hook': h.bin, '/etc/podio-hook.ini': sp.ini,
-           '/usr/local/lib/podio-hook/on-event': handler}
+           '/srv/podio/on-event.sh': handler}
     cmd = [sub.get(a, a) for a in argv]
     if shutil.which('systemd-analyze'):
         unit = os.path.join(sp.dir, 'podio-hook-drain.service')

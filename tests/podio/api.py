@@ -365,11 +365,10 @@ def t_no_creds(env):
 
 
 def readme_handler():
-    """The sh block of the README's "Calling the Podio API from a
-    handler"."""
+    """The sh block of the README's section on podio-hook api."""
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
-    section = text.split("## Calling the Podio API from a handler", 1)[1]
+    section = text.split("### `podio-hook api`: one call for a script", 1)[1]
     m = re.search(r"```sh\n(.*?)```", section, re.S)
     check(m is not None, "no sh block in the README's section")
     return m.group(1)

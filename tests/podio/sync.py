@@ -126,7 +126,8 @@ class World:
         conf = harness.write_lighttpd_conf(
             self.dir, LIGHTTPD_CONF,
             {"bin": self.binary, "config": self.ini,
-             "socket": os.path.join(run, "podio-hook.sock")},
+             "socket": os.path.join(run, "podio-hook.sock"),
+             "log": os.path.join(run, "breakage.log")},
             docroot, self.port, self.pid_file, self.error_log,
             harness.run_ids() is not None)
         self.server_err = open(os.path.join(self.dir, "lighttpd.stderr"),
