@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,21 +24,18 @@
 #define KEY_LAST_ERROR "last_error"
 #define KEY_COALESCED  "coalesced"
 
-/*
- * Work files up to this size are read into memory: a copy is immune to
- * someone truncating the file meanwhile (a mapping would fault).  Larger
- * ones are mapped, to keep memory bounded.
- */
-#define WORK_READ_MAX (64u * 1024u * 1024u)
-
 /* A work file being drained. */
 struct wfile {
 	struct claim_work w;
-	const char *map; /* its bytes; NULL when empty */
+	/*
+	 * Its bytes, read into memory (NULL when empty): a copy is immune
+	 * to someone truncating the file meanwhile, where a mapping would
+	 * fault and kill the drain.
+	 */
+	const char *map;
 	size_t size;
-	int mapped;	 /* map is an mmap, else malloc'd */
 	struct claim_state st;
-	int usable; /* opened, mapped, progress loaded */
+	int usable; /* opened, read, progress loaded */
 	int dirty;  /* st changed since it was saved */
 	int broken; /* a write failed: nothing more from it in this pass */
 };
@@ -178,24 +174,13 @@ void engine_close(struct engine *e)
 
 static void release_bytes(struct wfile *f)
 {
-	if (f->map != NULL && f->mapped)
-		munmap((void *)f->map, f->size);
-	else
-		free((void *)f->map);
+	free((void *)f->map);
 	f->map = NULL;
 }
 
-/* f->size bytes of fd into f->map: read, or mapped when large. */
+/* f->size bytes of fd into f->map (fewer when it was cut meanwhile). */
 static int load_bytes(int fd, struct wfile *f)
 {
-	if (f->size > WORK_READ_MAX) {
-		void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED)
-			return -1;
-		f->map = m;
-		f->mapped = 1;
-		return 0;
-	}
 	char *buf = malloc(f->size);
 	size_t got = 0;
 	if (buf == NULL)
@@ -219,11 +204,10 @@ static int load_bytes(int fd, struct wfile *f)
 		got += (size_t)n;
 	}
 	f->map = buf;
-	f->mapped = 0;
 	return 0;
 }
 
-/* Opens, waits out writers, maps and loads progress; 0 or -1 (reported). */
+/* Opens, waits out writers, reads and loads progress; 0 or -1 (reported). */
 static int open_work(struct engine *e, int dirfd, const char *dir,
 		     struct wfile *f)
 {
