@@ -322,6 +322,29 @@ def t_receiver_down(w):
     eq(w.spooled_verifications(), [], "spooled hook.verify events")
 
 
+@case("the README's cron line for hook gauges: valid for promtool, 0 for "
+      "the inactive hook, 1 for the active one")
+def t_readme_gauges(w):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"/usr/local/bin/podio-hook --config /etc/podio-hook.ini "
+                  r"(hook sync --json \| jq [^>]*)>", text)
+    check(m is not None, "no hook gauge line in the README")
+    cmd = "%s --config %s %s" % (w.binary, w.ini, m.group(1))
+    p = subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=120,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                       **harness.run_as(harness.run_ids()))
+    eq(p.returncode, 0, "the pipeline's exit status (stderr %r)" % p.stderr)
+    out = p.stdout.decode()
+    eq([l for l in out.splitlines() if not l.startswith("#")],
+       ['podio_hook_hook_active{name="item-create"} 0',
+        'podio_hook_hook_active{name="task-update"} 1'], "gauges")
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=p.stdout,
+                           capture_output=True, timeout=60)
+        eq((r.returncode, r.stdout + r.stderr), (0, b""), "promtool")
+
+
 @case("--prune deletes the undeclared hooks on declared urls (a second "
       "copy of a declared one too) and nothing else; without it nothing "
       "is deleted")
@@ -501,6 +524,9 @@ SETUPS = {
     t_receiver_down: (TWO_HOOKS,
                       [(1001, "app", 100, "inactive", "item.create", None),
                        ACTIVE_PAIR[1]], {"deliver_verify": True}),
+    t_readme_gauges: (TWO_HOOKS,
+                      [(1001, "app", 100, "inactive", "item.create", None),
+                       ACTIVE_PAIR[1]], {}),
     t_prune: (TWO_HOOKS, PRUNE_SEEDS, {}),
     t_dry_run: (DRY_HOOKS, DRY_SEEDS, {"deliver_verify": True}),
     t_json: (DRY_HOOKS, DRY_SEEDS, {}),
