@@ -2340,15 +2340,30 @@ static enum engine_verdict truncating_one(void *ctx,
 }
 
 /*
- * A work file truncated by someone else while a pass reads it: the drain
- * reads a copy, so it neither faults nor stops before the other types
- * (one bad file never blocks the rest).
+ * Spools a.x and b.x events (with a.x padded past pad_mib MiB when set),
+ * then a pass whose handler truncates a.x's work file at its first event:
+ * the drain must neither fault nor stop before b.x.
  */
-static void a_work_file_truncated_during_a_pass_blocks_no_other_type(
-    void **state)
+static void truncation_scenario(struct fx *t, size_t pad_mib)
 {
-	struct fx *t = *state;
-	put(t, "a.x", 1, 3);
+	put(t, "a.x", 1, 1);
+	if (pad_mib > 0) {
+		char p[512];
+		size_t chunk = 1u << 20;
+		char *x = malloc(chunk);
+		assert_non_null(x);
+		memset(x, 'x', chunk);
+		int fd =
+		    open(sub(t, "a.x.jsonl", p, sizeof p), O_WRONLY | O_APPEND);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "{\"pad\":\"", 8), 8);
+		for (size_t i = 0; i < pad_mib + 1; i++)
+			assert_int_equal(write(fd, x, chunk), (ssize_t)chunk);
+		assert_int_equal(write(fd, "\"}\n", 3), 3);
+		close(fd);
+		free(x);
+	}
+	put(t, "a.x", 2, 3);
 	put(t, "b.x", 1, 2);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -2385,6 +2400,24 @@ static void a_work_file_truncated_during_a_pass_blocks_no_other_type(
 	}
 	closedir(d);
 	assert_int_equal(n, 0);
+}
+
+/*
+ * A work file truncated by someone else while a pass reads it: the drain
+ * reads a copy, so it neither faults nor stops before the other types
+ * (one bad file never blocks the rest).
+ */
+static void
+a_work_file_truncated_during_a_pass_blocks_no_other_type(void **state)
+{
+	truncation_scenario(*state, 0);
+}
+
+/* The same past 64 MiB, where work files were once mapped, not read. */
+static void
+a_large_work_file_truncated_during_a_pass_blocks_nothing(void **state)
+{
+	truncation_scenario(*state, 65);
 }
 
 /* ---- many types, --limit ------------------------------------------------- */
@@ -2860,6 +2893,7 @@ int main(void)
 	    T(a_fifo_in_the_spool_blocks_nothing),
 	    T(an_unreadable_work_file_is_reported_and_the_rest_drained),
 	    T(a_work_file_truncated_during_a_pass_blocks_no_other_type),
+	    T(a_large_work_file_truncated_during_a_pass_blocks_nothing),
 	    T(six_hundred_and_fifty_types_are_all_drained),
 	    T(limit_offers_at_most_that_many_events),
 	    T(limit_counts_failures_and_quarantined_lines_too),
