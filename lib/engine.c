@@ -17,8 +17,6 @@
 #include "jsonline.h"
 #include "log.h"
 
-/* --retry-failed saves its progress every this many dead letters. */
-#define REQUEUE_SAVE_EVERY 64
 /* The keys a dead letter carries beyond the spooled line. */
 #define KEY_ATTEMPTS   "attempts"
 #define KEY_LAST_ERROR "last_error"
@@ -1080,9 +1078,9 @@ static int requeue_file(struct engine *e, struct wfile *f)
 {
 	static const char *const keys[] = {KEY_ATTEMPTS, KEY_LAST_ERROR};
 	char err[SPOOL_ERR_MAX];
-	unsigned since_save = 0;
 	int rc = 0;
-	while (rc == 0 && (size_t)f->st.offset < f->size) {
+	/* Progress after each one: a kill puts at most one back twice. */
+	while (rc == 0 && !f->broken && (size_t)f->st.offset < f->size) {
 		struct item it = item_at(f, f->st.offset);
 		size_t n;
 		char *line = it.valid ? jsonline_drop(item_line(&it), it.len,
@@ -1105,10 +1103,7 @@ static int requeue_file(struct engine *e, struct wfile *f)
 		free(line);
 		if (rc == 0) {
 			settle_done(&it);
-			if (++since_save >= REQUEUE_SAVE_EVERY) {
-				save(e, e->failedfd, e->failed_path, f);
-				since_save = 0;
-			}
+			save(e, e->failedfd, e->failed_path, f);
 		}
 	}
 	if (rc != 0)
