@@ -10,12 +10,17 @@ MANDIR   = $(PREFIX)/share/man
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
-# SANITIZE=1 builds everything with ASan + UBSan (own build dir).
+# SANITIZE=1 builds everything with ASan + UBSan (own build dir); TSAN=1
+# with ThreadSanitizer (`make tsan` runs the threaded FastCGI tests on it).
 ifeq ($(SANITIZE),1)
 VARIANT   = san
 OPTFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=undefined
 SANLDFLAGS = -fsanitize=address,undefined
+else ifeq ($(TSAN),1)
+VARIANT   = tsan
+OPTFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+SANLDFLAGS = -fsanitize=thread
 else
 VARIANT   = opt
 OPTFLAGS  = -O2 -g -D_FORTIFY_SOURCE=2
@@ -29,10 +34,10 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
           -Wno-format-truncation
 DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags jansson fcgi 2>/dev/null)
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARN) -fstack-protector-strong \
-           -MMD -MP $(DEPCFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(OPTFLAGS) $(WARN) \
+           -fstack-protector-strong -MMD -MP $(DEPCFLAGS)
 LDFLAGS ?=
-LDFLAGS += $(SANLDFLAGS) -Wl,-z,relro,-z,now
+LDFLAGS += -pthread $(SANLDFLAGS) -Wl,-z,relro,-z,now
 
 # libfcgi, iniparser and jansson are linked statically (Debian ships the .a
 # files) so the binary copied to a shared host needs only libc; libcurl is
@@ -70,7 +75,8 @@ $(BIN): $(BUILD)/podio-hook FORCE
 	@cmp -s $< $@ || { cp $< $@.tmp && mv $@.tmp $@ && echo "cp $< $@"; }
 
 $(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
-$(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync
+$(BUILD)/tests/spool_test: LDFLAGS += -Wl,--wrap=writev -Wl,--wrap=fdatasync \
+                                -Wl,--wrap=pread
 $(BUILD)/tests/claim_test: private LDFLAGS += -Wl,--wrap=clock_gettime
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -85,6 +91,18 @@ check: deps
 
 deps:
 	tools/deps
+
+# ThreadSanitizer on what runs threads: the unit tests of the writer and
+# the slots, and the threaded FastCGI path under load (tests/threads).
+# Its own build directory; cgi-bin/podio-hook.cgi is left alone.
+TSAN_UNITS = spool_test slot_test
+tsan: deps
+	$(MAKE) TSAN=1 build/tsan/podio-hook \
+	  $(TSAN_UNITS:%=build/tsan/tests/%)
+	for t in $(TSAN_UNITS); do \
+	  TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/$$t || exit 1; \
+	done
+	python3 tests/threads/run.py --bin build/tsan/podio-hook
 
 # For comparison only: the same program with libcurl linked at build time
 # instead of loaded on first use.
@@ -167,8 +185,8 @@ format:
 clean:
 	rm -rf build $(BIN) $(BIN).tmp
 
-.PHONY: all unit check deps bench fuzz dist run stop install uninstall format \
-	clean FORCE
+.PHONY: all unit check deps tsan bench fuzz dist run stop install uninstall \
+	format clean FORCE
 FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(FCGI_OBJ:.o=.d) \

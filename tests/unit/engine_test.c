@@ -152,7 +152,7 @@ static void rec_add(struct rec *r, const struct engine_event *ev,
 static void spool_from_handler(struct rec *r)
 {
 	char err[SPOOL_ERR_MAX];
-	struct spool sp = {r->spool_dir, 0, 0640};
+	struct spool sp = {r->spool_dir, 0, 0640, NULL};
 	if (r->spool_line == NULL)
 		return;
 	if (spool_append(&sp, r->spool_type, r->spool_line,
@@ -424,7 +424,7 @@ static void put_raw(const char *dir, const char *name, const char *bytes,
 static void put_line(struct fx *t, const char *type, const char *line)
 {
 	char err[SPOOL_ERR_MAX];
-	struct spool sp = {t->dir, 0, 0640};
+	struct spool sp = {t->dir, 0, 0640, NULL};
 	if (spool_append(&sp, type, line, strlen(line), err) != 0)
 		fail_msg("spool_append: %s", err);
 }

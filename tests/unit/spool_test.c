@@ -1,15 +1,22 @@
 /*
- * spool_test.c - SPEC section 5, the writer protocol: one file per type,
- * exact lines, the configured mode, torn tails repaired, renamed files
- * left alone, failed writes cut back, fdatasync with sync = yes only.
+ * spool_test.c - the writer protocol (podio-hook(1), THE SPOOL): one file
+ * per type, exact lines, the configured mode, torn tails repaired, renamed
+ * files left alone, failed writes cut back, fdatasync with sync = yes only.
+ * Every case runs twice: opening and closing per append (CGI), and with
+ * descriptors kept open ("kept: ", a FastCGI process).  The kept mode has
+ * cases of its own: one descriptor per type, threads appending at once,
+ * and group commit (a sync that began after the write, one sync for many,
+ * a failed sync failing every append it covered).
  *
- * Built with -Wl,--wrap=writev -Wl,--wrap=fdatasync: the wrappers below
- * pass through to the real calls unless a test arms a failure.
+ * Built with -Wl,--wrap=writev,--wrap=fdatasync,--wrap=pread: the
+ * wrappers below pass through to the real calls unless a test arms a
+ * failure or a gate.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,22 +43,35 @@ ssize_t __real_writev(int fd, const struct iovec *iov, int iovcnt);
 ssize_t __wrap_writev(int fd, const struct iovec *iov, int iovcnt);
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
+ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off);
 
 enum fault { FAULT_NONE, FAULT_SHORT, FAULT_ERRNO };
 
 static struct {
-	enum fault fault;     /* what the next writev does */
-	int err;              /* errno for FAULT_ERRNO */
-	int calls;            /* writev calls */
+	enum fault fault; /* what the next writev does */
+	int err;	  /* errno for FAULT_ERRNO */
+	int calls;	  /* writev calls */
 	int last_iovcnt;
-	size_t last_total;    /* bytes the last writev was asked for */
+	size_t last_total; /* bytes the last writev was asked for */
 } wv;
 
 static struct {
-	int fail_errno;       /* 0: pass through */
+	int fail_errno; /* 0: pass through */
 	int calls;
-	off_t size_at_call;   /* file size when fdatasync was called */
+	off_t size_at_call; /* file size when fdatasync was called */
+	int hold;	    /* this call (1 = the first) waits ... */
+	int released;	    /* ... until this is set */
+	int fail_from;	    /* calls numbered >= fail_from fail (0: none) */
+	int sleep_us;	    /* each call sleeps this long first */
+	off_t sizes[16];    /* size_at_call of the first 16 calls */
 } fds;
+
+/* Guards fds and preads: threads call the wrappers at once. */
+static pthread_mutex_t wrap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wrap_cond = PTHREAD_COND_INITIALIZER;
+
+static int preads;
 
 ssize_t __wrap_writev(int fd, const struct iovec *iov, int iovcnt)
 {
@@ -86,13 +106,33 @@ ssize_t __wrap_writev(int fd, const struct iovec *iov, int iovcnt)
 int __wrap_fdatasync(int fd)
 {
 	struct stat st;
-	fds.calls++;
+	pthread_mutex_lock(&wrap_lock);
+	int call = ++fds.calls;
 	fds.size_at_call = fstat(fd, &st) == 0 ? st.st_size : -1;
-	if (fds.fail_errno != 0) {
-		errno = fds.fail_errno;
+	if (call <= 16)
+		fds.sizes[call - 1] = fds.size_at_call;
+	pthread_cond_broadcast(&wrap_cond);
+	while (call == fds.hold && !fds.released)
+		pthread_cond_wait(&wrap_cond, &wrap_lock);
+	int fail =
+	    fds.fail_errno != 0 || (fds.fail_from > 0 && call >= fds.fail_from);
+	int us = fds.sleep_us;
+	pthread_mutex_unlock(&wrap_lock);
+	if (us > 0)
+		usleep((useconds_t)us);
+	if (fail) {
+		errno = fds.fail_errno != 0 ? fds.fail_errno : EIO;
 		return -1;
 	}
 	return __real_fdatasync(fd);
+}
+
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
+{
+	pthread_mutex_lock(&wrap_lock);
+	preads++;
+	pthread_mutex_unlock(&wrap_lock);
+	return __real_pread(fd, buf, n, off);
 }
 
 /* ---- fixture ----------------------------------------------------------- */
@@ -119,13 +159,24 @@ static int setup(void **state)
 	t->sp.file_mode = 0640;
 	memset(&wv, 0, sizeof wv);
 	memset(&fds, 0, sizeof fds);
+	preads = 0;
 	*state = t;
 	return 0;
+}
+
+/* The same, with descriptors kept open as a FastCGI process keeps them. */
+static int setup_kept(void **state)
+{
+	if (setup(state) != 0)
+		return -1;
+	struct fx *t = *state;
+	return spool_keep_open(&t->sp);
 }
 
 static int teardown(void **state)
 {
 	struct fx *t = *state;
+	spool_close(&t->sp);
 	umask(t->old_umask);
 	wv.fault = FAULT_NONE;
 	fds.fail_errno = 0;
@@ -137,7 +188,8 @@ static int teardown(void **state)
 /* ---- helpers ----------------------------------------------------------- */
 
 static const char L1[] = "{\"id\":\"1\",\"type\":\"item.create\"}\n";
-static const char L2[] = "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n";
+static const char L2[] =
+    "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n";
 static const char L3[] = "{\"id\":\"3\"}\n";
 
 /* dir/name into out. */
@@ -254,9 +306,10 @@ static void two_appends_make_two_lines(void **state)
 	char p[256];
 	assert_int_equal(append(t, "item.create", L1), 0);
 	assert_int_equal(append(t, "item.create", L2), 0);
-	expect_file(path_in(t, "item.create.jsonl", p, sizeof p),
-		    "{\"id\":\"1\",\"type\":\"item.create\"}\n"
-		    "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n");
+	expect_file(
+	    path_in(t, "item.create.jsonl", p, sizeof p),
+	    "{\"id\":\"1\",\"type\":\"item.create\"}\n"
+	    "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n");
 }
 
 static void each_type_has_its_own_file(void **state)
@@ -266,8 +319,9 @@ static void each_type_has_its_own_file(void **state)
 	assert_int_equal(append(t, "item.create", L1), 0);
 	assert_int_equal(append(t, "hook.verify", L2), 0);
 	assert_int_equal(append(t, "item.create", L3), 0);
-	expect_file(path_in(t, "item.create.jsonl", p, sizeof p),
-		    "{\"id\":\"1\",\"type\":\"item.create\"}\n{\"id\":\"3\"}\n");
+	expect_file(
+	    path_in(t, "item.create.jsonl", p, sizeof p),
+	    "{\"id\":\"1\",\"type\":\"item.create\"}\n{\"id\":\"3\"}\n");
 	expect_file(path_in(t, "hook.verify.jsonl", p, sizeof p), L2);
 	assert_int_equal(entries_in(t->dir), 2);
 }
@@ -449,7 +503,8 @@ static void short_write_is_cut_back(void **state)
 	expect_file(p, L1);
 	/* The next record follows cleanly. */
 	assert_int_equal(append(t, "item.create", L3), 0);
-	expect_file(p, "{\"id\":\"1\",\"type\":\"item.create\"}\n{\"id\":\"3\"}\n");
+	expect_file(
+	    p, "{\"id\":\"1\",\"type\":\"item.create\"}\n{\"id\":\"3\"}\n");
 }
 
 static void short_write_after_torn_tail_leaves_the_tail(void **state)
@@ -562,7 +617,7 @@ static void missing_spool_dir_names_the_path(void **state)
 
 /* ---- many writers ------------------------------------------------------ */
 
-#define WRITERS 4
+#define WRITERS	   4
 #define PER_WRITER 250
 
 static void concurrent_writers_never_interleave(void **state)
@@ -618,8 +673,7 @@ static void concurrent_writers_never_interleave(void **state)
 		memset(pad, 'a' + w, np);
 		pad[np] = '\0';
 		snprintf(want, sizeof want,
-			 "{\"w\":%ld,\"i\":%ld,\"pad\":\"%s\"}\n", w, i,
-			 pad);
+			 "{\"w\":%ld,\"i\":%ld,\"pad\":\"%s\"}\n", w, i, pad);
 		if (strcmp(line, want) != 0)
 			fail_msg("line %d is torn: %s", lines, line);
 		/* Each writer's records in its own order. */
@@ -662,36 +716,420 @@ static void check_dir_refuses_a_missing_directory(void **state)
 	assert_non_null(strstr(t->err, p));
 }
 
+/* ---- descriptors kept open (a FastCGI process) -------------------------- */
+
+/* How many of our descriptors are open on files in dir. */
+static int open_fds_in(const char *dir)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+	size_t dlen = strlen(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char link[64];
+		char target[512];
+		snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+		ssize_t k = readlink(link, target, sizeof target - 1);
+		if (k <= 0)
+			continue;
+		target[k] = '\0';
+		if (strncmp(target, dir, dlen) == 0 && target[dlen] == '/')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void one_descriptor_per_type_stays_open(void **state)
+{
+	struct fx *t = *state;
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(append(t, "item.create", L2), 0);
+	assert_int_equal(append(t, "hook.verify", L3), 0);
+	assert_int_equal(open_fds_in(t->dir), 2);
+	spool_close_idle(&t->sp, 3600); /* none idle that long */
+	assert_int_equal(open_fds_in(t->dir), 2);
+	spool_close_idle(&t->sp, 0);
+	assert_int_equal(open_fds_in(t->dir), 0);
+	/* Closed is not forgotten: the next append opens again. */
+	assert_int_equal(append(t, "item.create", L3), 0);
+	assert_int_equal(open_fds_in(t->dir), 1);
+	spool_close(&t->sp);
+	assert_null(t->sp.open);
+	assert_int_equal(open_fds_in(t->dir), 0);
+}
+
+static void once_per_append_keeps_nothing_open(void **state)
+{
+	struct fx *t = *state;
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(open_fds_in(t->dir), 0);
+}
+
+static void claimed_file_is_closed_and_the_new_one_used(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	char claimed[256];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	path_in(t, "item.create.claimed", claimed, sizeof claimed);
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(rename(p, claimed), 0);
+	assert_int_equal(append(t, "item.create", L2), 0);
+	expect_file(claimed, L1);
+	expect_file(p, L2);
+	/* The claimed file's descriptor went; only the new one is open. */
+	assert_int_equal(open_fds_in(t->dir), 1);
+}
+
+static void skips_the_tail_check_after_its_own_write(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	write_file(p, "{\"id\":\"0\"}\n", 0640);
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(preads, 1); /* someone else's tail: read */
+	assert_int_equal(append(t, "item.create", L2), 0);
+	assert_int_equal(preads, 1); /* ends where we left it: not read */
+	/* Another writer appends a torn line: the size differs, so read. */
+	int fd = open(p, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{\"torn", 6), 6);
+	close(fd);
+	assert_int_equal(append(t, "item.create", L3), 0);
+	assert_int_equal(preads, 2);
+	expect_file(
+	    p, "{\"id\":\"0\"}\n"
+	       "{\"id\":\"1\",\"type\":\"item.create\"}\n"
+	       "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n"
+	       "{\"torn\n{\"id\":\"3\"}\n");
+}
+
+static void spool_directory_removed_and_made_again(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rmdir(t->dir), 0);
+	assert_int_equal(append(t, "item.create", L2), -1);
+	assert_non_null(strstr(t->err, p));
+	assert_int_equal(mkdir(t->dir, 0700), 0);
+	assert_int_equal(append(t, "item.create", L3), 0);
+	expect_file(p, L3);
+}
+
+static void more_types_than_slots_all_land(void **state)
+{
+	struct fx *t = *state;
+	char type[32];
+	char name[64];
+	char p[256];
+	t->sp.sync = 0;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < SPOOL_KEEP_MAX + 8; i++) {
+			snprintf(type, sizeof type, "many.t%d", i);
+			assert_int_equal(append(t, type, round ? L2 : L1), 0);
+			assert_true(open_fds_in(t->dir) <= SPOOL_KEEP_MAX);
+		}
+	}
+	for (int i = 0; i < SPOOL_KEEP_MAX + 8; i++) {
+		snprintf(name, sizeof name, "many.t%d.jsonl", i);
+		expect_file(path_in(t, name, p, sizeof p),
+			    "{\"id\":\"1\",\"type\":\"item.create\"}\n"
+			    "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\""
+			    "\xc3\xa9\"}\n");
+	}
+}
+
+/* ---- threads and group commit ------------------------------------------ */
+
+struct job {
+	struct fx *t;
+	const char *type;
+	const char *line;
+	int n;	   /* appends */
+	int fails; /* of them, how many returned -1 */
+	int done;
+	char err[SPOOL_ERR_MAX];
+};
+
+static void *run_job(void *arg)
+{
+	struct job *j = arg;
+	for (int i = 0; i < j->n; i++) {
+		char err[SPOOL_ERR_MAX];
+		if (spool_append(&j->t->sp, j->type, j->line, strlen(j->line),
+				 err) != 0) {
+			j->fails++;
+			memcpy(j->err, err, sizeof err);
+		}
+	}
+	pthread_mutex_lock(&wrap_lock);
+	j->done = 1;
+	pthread_mutex_unlock(&wrap_lock);
+	return NULL;
+}
+
+static void start_job(pthread_t *th, struct job *j, struct fx *t,
+		      const char *line)
+{
+	memset(j, 0, sizeof *j);
+	j->t = t;
+	j->type = "item.create";
+	j->line = line;
+	j->n = 1;
+	assert_int_equal(pthread_create(th, NULL, run_job, j), 0);
+}
+
+/* Waits (up to ~10 s) until the n-th fdatasync call has begun. */
+static void wait_for_sync_call(int n)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&wrap_lock);
+	while (fds.calls < n) {
+		if (pthread_cond_timedwait(&wrap_cond, &wrap_lock, &until) != 0)
+			break;
+	}
+	int got = fds.calls;
+	pthread_mutex_unlock(&wrap_lock);
+	if (got < n)
+		fail_msg("fdatasync call %d never came (%d calls)", n, got);
+}
+
+static int job_done(struct job *j)
+{
+	pthread_mutex_lock(&wrap_lock);
+	int d = j->done;
+	pthread_mutex_unlock(&wrap_lock);
+	return d;
+}
+
+static void release_sync(void)
+{
+	pthread_mutex_lock(&wrap_lock);
+	fds.released = 1;
+	pthread_cond_broadcast(&wrap_cond);
+	pthread_mutex_unlock(&wrap_lock);
+}
+
+/*
+ * While the first append's fdatasync is in flight, a second append comes:
+ * that sync began before its record was written, so it may not answer it;
+ * the next one, begun after the record is in the file, does.
+ */
+static void write_during_a_sync_waits_for_the_next_sync(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	pthread_t a, b;
+	struct job ja, jb;
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	fds.hold = 1;
+	start_job(&a, &ja, t, L1);
+	wait_for_sync_call(1);
+	start_job(&b, &jb, t, L2);
+	usleep(200 * 1000); /* room for a wrong early answer to show */
+	assert_false(job_done(&jb));
+	assert_false(job_done(&ja));
+	release_sync();
+	assert_int_equal(pthread_join(a, NULL), 0);
+	assert_int_equal(pthread_join(b, NULL), 0);
+	assert_int_equal(ja.fails + jb.fails, 0);
+	assert_int_equal(fds.calls, 2);
+	assert_int_equal(fds.sizes[0], (off_t)strlen(L1));
+	assert_int_equal(fds.sizes[1], (off_t)(strlen(L1) + strlen(L2)));
+	expect_file(
+	    p, "{\"id\":\"1\",\"type\":\"item.create\"}\n"
+	       "{\"id\":\"2\",\"type\":\"item.create\",\"x\":\"\xc3\xa9\"}\n");
+}
+
+#define BATCH 5
+
+/* Appends made while one sync is in flight share the next one. */
+static void one_sync_serves_the_appends_made_meanwhile(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	pthread_t first, th[BATCH];
+	struct job j0, j[BATCH];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	fds.hold = 1;
+	start_job(&first, &j0, t, L3);
+	wait_for_sync_call(1);
+	for (int i = 0; i < BATCH; i++)
+		start_job(&th[i], &j[i], t, L3);
+	usleep(200 * 1000); /* let them all join the waiting batch */
+	release_sync();
+	assert_int_equal(pthread_join(first, NULL), 0);
+	for (int i = 0; i < BATCH; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(j[i].fails, 0);
+	}
+	assert_int_equal(fds.calls, 2);
+	assert_int_equal(fds.sizes[1], (off_t)((BATCH + 1) * strlen(L3)));
+}
+
+/* A failed fdatasync answers every append it covered with an error. */
+static void failed_sync_fails_every_append_it_covered(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	pthread_t first, th[BATCH];
+	struct job j0, j[BATCH];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	fds.hold = 1;
+	fds.fail_from = 2; /* the first sync succeeds, the second fails */
+	start_job(&first, &j0, t, L3);
+	wait_for_sync_call(1);
+	for (int i = 0; i < BATCH; i++)
+		start_job(&th[i], &j[i], t, L3);
+	usleep(200 * 1000);
+	release_sync();
+	assert_int_equal(pthread_join(first, NULL), 0);
+	assert_int_equal(j0.fails, 0);
+	for (int i = 0; i < BATCH; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(j[i].fails, 1);
+		assert_non_null(strstr(j[i].err, "fdatasync"));
+		assert_non_null(strstr(j[i].err, p));
+		assert_non_null(strstr(j[i].err, strerror(EIO)));
+	}
+	assert_int_equal(fds.calls, 2);
+	/* spool.h: the lines stay; a fresh descriptor serves the next. */
+	fds.fail_from = 0;
+	assert_int_equal(open_fds_in(t->dir), 0);
+	assert_int_equal(append(t, "item.create", L1), 0);
+	assert_int_equal(fds.calls, 3);
+}
+
+#define THREADS	   8
+#define PER_THREAD 100
+
+/* Threads appending at once: whole lines, all of them, fewer syncs. */
+static void threads_appending_at_once_never_interleave(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	char lines[THREADS][128];
+	pthread_t th[THREADS];
+	struct job j[THREADS];
+	fds.sleep_us = 1000; /* a disk's sync, so that appends overlap */
+	for (int i = 0; i < THREADS; i++) {
+		snprintf(lines[i], sizeof lines[i],
+			 "{\"thread\":%d,\"pad\":\"%0*d\"}\n", i, 10 + 7 * i,
+			 0);
+		memset(&j[i], 0, sizeof j[i]);
+		j[i].t = t;
+		j[i].type = "item.create";
+		j[i].line = lines[i];
+		j[i].n = PER_THREAD;
+		assert_int_equal(pthread_create(&th[i], NULL, run_job, &j[i]),
+				 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(j[i].fails, 0);
+	}
+	FILE *f = fopen(path_in(t, "item.create.jsonl", p, sizeof p), "r");
+	assert_non_null(f);
+	int count[THREADS] = {0};
+	char line[256];
+	int n = 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		int which = -1;
+		for (int i = 0; i < THREADS; i++) {
+			if (strcmp(line, lines[i]) == 0)
+				which = i;
+		}
+		if (which < 0)
+			fail_msg("line %d is torn: %s", n, line);
+		count[which]++;
+		n++;
+	}
+	fclose(f);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(count[i], PER_THREAD);
+	/* Group commit: 800 appends, far fewer syncs. */
+	if (fds.calls >= THREADS * PER_THREAD)
+		fail_msg("%d fdatasync calls for %d appends", fds.calls,
+			 THREADS * PER_THREAD);
+	print_message("# %d appends by %d threads, %d fdatasync calls\n",
+		      THREADS * PER_THREAD, THREADS, fds.calls);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+/* The same case with descriptors kept open. */
+#define K(name)                                                                \
+	{                                                                      \
+		"kept: " #name, name, setup_kept, teardown, NULL               \
+	}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(append_creates_type_file_with_exactly_the_line),
-		T(new_file_gets_file_mode_whatever_the_umask),
-		T(existing_file_keeps_its_mode),
-		T(two_appends_make_two_lines),
-		T(each_type_has_its_own_file),
-		T(torn_tail_gets_a_newline_first),
-		T(clean_tail_gets_no_extra_newline),
-		T(empty_existing_file_gets_just_the_line),
-		T(renamed_file_is_left_alone),
-		T(removed_file_is_created_again),
-		T(writer_blocked_by_a_claim_follows_the_rename),
-		T(writer_blocked_by_a_claim_skips_the_old_inode),
-		T(short_write_is_cut_back),
-		T(short_write_after_torn_tail_leaves_the_tail),
-		T(short_write_to_a_new_file_leaves_it_empty),
-		T(write_failing_with_enospc),
-		T(write_failing_with_eio),
-		T(fdatasync_failing_with_sync_is_an_error),
-		T(sync_calls_fdatasync_after_the_write),
-		T(no_sync_never_calls_fdatasync),
-		T(missing_spool_dir_names_the_path),
-		T(concurrent_writers_never_interleave),
-		T(check_dir_accepts_a_local_directory),
-		T(check_dir_refuses_a_regular_file),
-		T(check_dir_refuses_a_missing_directory),
+	    T(append_creates_type_file_with_exactly_the_line),
+	    T(new_file_gets_file_mode_whatever_the_umask),
+	    T(existing_file_keeps_its_mode),
+	    T(two_appends_make_two_lines),
+	    T(each_type_has_its_own_file),
+	    T(torn_tail_gets_a_newline_first),
+	    T(clean_tail_gets_no_extra_newline),
+	    T(empty_existing_file_gets_just_the_line),
+	    T(renamed_file_is_left_alone),
+	    T(removed_file_is_created_again),
+	    T(writer_blocked_by_a_claim_follows_the_rename),
+	    T(writer_blocked_by_a_claim_skips_the_old_inode),
+	    T(short_write_is_cut_back),
+	    T(short_write_after_torn_tail_leaves_the_tail),
+	    T(short_write_to_a_new_file_leaves_it_empty),
+	    T(write_failing_with_enospc),
+	    T(write_failing_with_eio),
+	    T(fdatasync_failing_with_sync_is_an_error),
+	    T(sync_calls_fdatasync_after_the_write),
+	    T(no_sync_never_calls_fdatasync),
+	    T(missing_spool_dir_names_the_path),
+	    T(concurrent_writers_never_interleave),
+	    T(check_dir_accepts_a_local_directory),
+	    T(check_dir_refuses_a_regular_file),
+	    T(check_dir_refuses_a_missing_directory),
+	    K(append_creates_type_file_with_exactly_the_line),
+	    K(new_file_gets_file_mode_whatever_the_umask),
+	    K(existing_file_keeps_its_mode),
+	    K(two_appends_make_two_lines),
+	    K(each_type_has_its_own_file),
+	    K(torn_tail_gets_a_newline_first),
+	    K(clean_tail_gets_no_extra_newline),
+	    K(empty_existing_file_gets_just_the_line),
+	    K(renamed_file_is_left_alone),
+	    K(removed_file_is_created_again),
+	    K(writer_blocked_by_a_claim_follows_the_rename),
+	    K(writer_blocked_by_a_claim_skips_the_old_inode),
+	    K(short_write_is_cut_back),
+	    K(short_write_after_torn_tail_leaves_the_tail),
+	    K(short_write_to_a_new_file_leaves_it_empty),
+	    K(write_failing_with_enospc),
+	    K(write_failing_with_eio),
+	    K(fdatasync_failing_with_sync_is_an_error),
+	    K(sync_calls_fdatasync_after_the_write),
+	    K(no_sync_never_calls_fdatasync),
+	    K(missing_spool_dir_names_the_path),
+	    K(concurrent_writers_never_interleave),
+	    T(once_per_append_keeps_nothing_open),
+	    K(one_descriptor_per_type_stays_open),
+	    K(claimed_file_is_closed_and_the_new_one_used),
+	    K(skips_the_tail_check_after_its_own_write),
+	    K(spool_directory_removed_and_made_again),
+	    K(more_types_than_slots_all_land),
+	    K(write_during_a_sync_waits_for_the_next_sync),
+	    K(one_sync_serves_the_appends_made_meanwhile),
+	    K(failed_sync_fails_every_append_it_covered),
+	    K(threads_appending_at_once_never_interleave),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
