@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +19,33 @@ static struct {
 	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
 	void (*easy_cleanup)(CURL *);
 	const char *(*easy_strerror)(CURLcode);
+	CURLcode (*global_init)(long);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
 	void (*slist_free_all)(struct curl_slist *);
 } cu;
 
 static const char *soname = "libcurl.so.4";
 
+/*
+ * Threads of a FastCGI process may verify at once: loading (and libcurl's
+ * global initialisation, which is not thread-safe in every version) is
+ * done once, under this lock; afterwards cu is only read.
+ */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void http_set_library(const char *name)
 {
+	pthread_mutex_lock(&load_lock);
 	soname = name;
+	pthread_mutex_unlock(&load_lock);
 }
 
 int http_loaded(void)
 {
-	return cu.handle != NULL;
+	pthread_mutex_lock(&load_lock);
+	int loaded = cu.handle != NULL;
+	pthread_mutex_unlock(&load_lock);
+	return loaded;
 }
 
 #define RESOLVE(field, sym)                                                    \
@@ -54,10 +68,12 @@ static int resolve_all(void)
 	RESOLVE(easy_strerror, "curl_easy_strerror");
 	RESOLVE(slist_append, "curl_slist_append");
 	RESOLVE(slist_free_all, "curl_slist_free_all");
+	/* Optional: without it curl_easy_init initialises on first use. */
+	*(void **)&cu.global_init = dlsym(cu.handle, "curl_global_init");
 	return 0;
 }
 
-static int load(void)
+static int load_locked(void)
 {
 	if (cu.tried)
 		return cu.handle != NULL ? 0 : -1;
@@ -74,7 +90,23 @@ static int load(void)
 		cu.handle = NULL;
 		return -1;
 	}
+	if (cu.global_init != NULL &&
+	    cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(cu.why, sizeof cu.why, "%s: curl_global_init failed",
+			 soname);
+		dlclose(cu.handle);
+		cu.handle = NULL;
+		return -1;
+	}
 	return 0;
+}
+
+static int load(void)
+{
+	pthread_mutex_lock(&load_lock);
+	int rc = load_locked();
+	pthread_mutex_unlock(&load_lock);
+	return rc;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)

@@ -7,6 +7,8 @@
  * without libcurl still receives and spools events.  libcurl is opened with
  * dlopen() the first time a request is made and its few functions are
  * resolved once.  TLS peer and host verification are always on.
+ * Thread-safe: the library is loaded and initialised once, under a lock;
+ * each request uses its own handle.
  */
 #ifndef PODIO_HTTP_H
 #define PODIO_HTTP_H

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,24 +11,30 @@
 /* One line must fit one write(2) so concurrent processes do not interleave. */
 #define LOG_LINE_MAX 2048
 
-static enum log_level threshold = LOG_INFO;
-static log_sink_fn sink;
+/*
+ * Read by every thread of a FastCGI process, set when a config is
+ * (re)loaded: atomics, so a reload never tears them.  A line already
+ * being formatted may still use the old level; that is harmless.
+ */
+static atomic_int threshold = LOG_INFO;
+static _Atomic(log_sink_fn) sink;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {
-	threshold = level;
+	atomic_store_explicit(&threshold, (int)level, memory_order_relaxed);
 }
 
 enum log_level log_get_level(void)
 {
-	return threshold;
+	return (enum log_level)atomic_load_explicit(&threshold,
+						    memory_order_relaxed);
 }
 
 void log_set_sink(log_sink_fn fn)
 {
-	sink = fn;
+	atomic_store(&sink, fn);
 }
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -101,7 +108,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[LOG_LINE_MAX];
 	char msg[LOG_LINE_MAX];
 	int saved = errno;
-	if (level > threshold)
+	if (level > log_get_level())
 		return;
 	int head =
 	    snprintf(line, sizeof line, "podio-hook[%ld]: %s: ", (long)getpid(),
@@ -119,6 +126,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	size_t len = escape(line, (size_t)head, sizeof line - 2, msg, n);
 	line[len++] = '\n';
 	line[len] = '\0';
-	(sink != NULL ? sink : stderr_sink)(line, len);
+	log_sink_fn fn = atomic_load(&sink);
+	(fn != NULL ? fn : stderr_sink)(line, len);
 	errno = saved;
 }

@@ -10,6 +10,11 @@
  * spaces, every other C0 byte, DEL (0x7f) and a UTF-8 C1 control
  * (U+0080..U+009F) are written as "\xHH" per byte, so values that come
  * from a request may be logged as they are.
+ *
+ * Thread-safe: each line is formatted on the caller's stack and handed to
+ * the sink whole (the default sink writes it with one write(2), so lines
+ * of threads and processes never interleave); the level and the sink may
+ * be changed while other threads log.
  */
 #ifndef PODIO_LOG_H
 #define PODIO_LOG_H

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,46 @@ static void token_owner(const struct podio *p, char *buf, size_t n)
 			 c->username != NULL ? c->username : "");
 }
 
+/*
+ * The process's newest token, shared by every struct podio in it: the
+ * threads of a FastCGI process each verify with their own struct, and a
+ * token one of them obtained serves the others.  Guarded by shared_lock;
+ * copied in and out, never lent.
+ */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char owner[512];
+	struct podio_token tok;
+} shared;
+
+static void token_copy(struct podio_token *dst, const struct podio_token *src)
+{
+	token_clear(dst);
+	dst->access = src->access != NULL ? strdup(src->access) : NULL;
+	dst->refresh = src->refresh != NULL ? strdup(src->refresh) : NULL;
+	dst->expires_at = dst->access != NULL ? src->expires_at : 0;
+}
+
+/* Takes the shared token when it is our owner's and outlives ours. */
+static void shared_load(struct podio *p)
+{
+	char owner[512];
+	token_owner(p, owner, sizeof owner);
+	pthread_mutex_lock(&shared_lock);
+	if (shared.tok.access != NULL && strcmp(shared.owner, owner) == 0 &&
+	    shared.tok.expires_at > p->tok.expires_at)
+		token_copy(&p->tok, &shared.tok);
+	pthread_mutex_unlock(&shared_lock);
+}
+
+static void shared_store(const struct podio *p)
+{
+	pthread_mutex_lock(&shared_lock);
+	token_owner(p, shared.owner, sizeof shared.owner);
+	token_copy(&shared.tok, &p->tok);
+	pthread_mutex_unlock(&shared_lock);
+}
+
 static void cache_load(struct podio *p)
 {
 	char owner[512];
@@ -348,6 +389,7 @@ static int grant(struct podio *p, int use_refresh)
 			snprintf(p->err, sizeof p->err, "out of memory");
 			rc = -1;
 		} else {
+			shared_store(p);
 			cache_store(p);
 		}
 	} else {
@@ -376,6 +418,9 @@ static int renew(struct podio *p)
 
 static int ensure_token(struct podio *p)
 {
+	if (token_fresh(&p->tok))
+		return 0;
+	shared_load(p);
 	if (token_fresh(&p->tok))
 		return 0;
 	cache_load(p);

@@ -10,9 +10,14 @@
  * failure, described in one line (Podio's JSON error, or the start of an
  * HTML page).  Tokens, secrets and verification codes are never logged.
  *
- * Tokens live in the struct (a FastCGI process keeps it between requests)
- * and, when cache_path is set, in a file of mode 0600 replaced atomically,
- * for CGI runs that each start afresh.
+ * Tokens live in the struct (a FastCGI process keeps it between requests),
+ * in one copy per process that every struct podio shares (under a mutex,
+ * copied in and out), and, when cache_path is set, in a file of mode 0600
+ * replaced atomically, for CGI runs that each start afresh.
+ *
+ * Threads: a struct podio holds the state of one operation (deadline,
+ * status, err) and is used by one thread at a time; threads that call the
+ * API at once each use their own, and still share tokens.
  */
 #ifndef PODIO_PODIO_H
 #define PODIO_PODIO_H

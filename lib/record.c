@@ -1,5 +1,6 @@
 #include "record.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,8 +18,9 @@ static char *digits(char *p, unsigned long long v, int width)
 
 int record_stamp(struct stamp *st)
 {
-	static unsigned long long last_us;
-	static long pid;
+	/* Shared by a FastCGI process's threads: ids stay unique. */
+	static _Atomic unsigned long long last_us;
+	static atomic_long pid;
 	struct timespec ts;
 	struct tm tm;
 
@@ -26,13 +28,18 @@ int record_stamp(struct stamp *st)
 	    gmtime_r(&ts.tv_sec, &tm) == NULL || tm.tm_year + 1900 > 9999 ||
 	    tm.tm_year + 1900 < 0)
 		return -1;
-	if (pid == 0)
-		pid = (long)getpid();
-	unsigned long long us = (unsigned long long)ts.tv_sec * 1000000ULL +
-				(unsigned long long)ts.tv_nsec / 1000ULL;
-	if (us <= last_us)
-		us = last_us + 1;
-	last_us = us;
+	long me = atomic_load_explicit(&pid, memory_order_relaxed);
+	if (me == 0) {
+		me = (long)getpid();
+		atomic_store_explicit(&pid, me, memory_order_relaxed);
+	}
+	unsigned long long now = (unsigned long long)ts.tv_sec * 1000000ULL +
+				 (unsigned long long)ts.tv_nsec / 1000ULL;
+	unsigned long long last = atomic_load(&last_us);
+	unsigned long long us;
+	do
+		us = now > last ? now : last + 1;
+	while (!atomic_compare_exchange_weak(&last_us, &last, us));
 
 	/* 2026-11-27T05:48:19.123456Z, without strftime's locale work. */
 	char *p = st->received;
@@ -57,7 +64,7 @@ int record_stamp(struct stamp *st)
 	*p++ = '-';
 	char rev[24];
 	int n = 0;
-	for (unsigned long v = (unsigned long)pid; n == 0 || v > 0; v /= 10)
+	for (unsigned long v = (unsigned long)me; n == 0 || v > 0; v /= 10)
 		rev[n++] = (char)('0' + v % 10);
 	while (n > 0)
 		*p++ = rev[--n];

@@ -28,7 +28,8 @@ struct stamp {
  * <pid>": unique in a spool shared by processes of one host, and, within
  * one process, strictly increasing as a plain string even if the clock steps
  * back.  received is RFC 3339 UTC with microseconds.  Returns 0, or -1 if
- * the clock cannot be read.
+ * the clock cannot be read.  Thread-safe: threads of one process never get
+ * the same id.
  */
 int record_stamp(struct stamp *st);
 
