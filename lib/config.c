@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <iniparser/iniparser.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -211,6 +212,15 @@ static int p_unknown_types(struct config *c, const char *v, char *why)
 	return -1;
 }
 
+static int p_threads(struct config *c, const char *v, char *why)
+{
+	unsigned long n;
+	if (parse_num(v, 1, CONFIG_THREADS_MAX, &n, why) != 0)
+		return -1;
+	c->threads = (int)n;
+	return 0;
+}
+
 static int p_api_url(struct config *c, const char *v, char *why)
 {
 	size_t n = strlen(v);
@@ -250,6 +260,15 @@ static int p_timeout(struct config *c, const char *v, char *why)
 	return 0;
 }
 
+static int p_inline_verifications(struct config *c, const char *v, char *why)
+{
+	unsigned long n;
+	if (parse_num(v, 0, CONFIG_INLINE_VERIFY_MAX, &n, why) != 0)
+		return -1;
+	c->podio.inline_verifications = (int)n;
+	return 0;
+}
+
 static int p_ca_file(struct config *c, const char *v, char *why)
 {
 	return set_path(c, &c->podio.ca_file, v, why);
@@ -276,6 +295,7 @@ static const struct key_spec {
     {"receiver", "allowed_hooks", p_allowed_hooks, 0},
     {"receiver", "max_body", p_max_body, 0},
     {"receiver", "unknown_types", p_unknown_types, 0},
+    {"receiver", "threads", p_threads, 0},
     {"podio", "api_url", p_api_url, 0},
     {"podio", "client_id", p_client_id, 0},
     {"podio", "client_secret", p_client_secret, 1},
@@ -285,6 +305,7 @@ static const struct key_spec {
     {"podio", "password", p_password, 1},
     {"podio", "timeout", p_timeout, 0},
     {"podio", "ca_file", p_ca_file, 0},
+    {"podio", "inline_verifications", p_inline_verifications, 0},
     {"log", "level", p_level, 0},
 };
 
@@ -388,8 +409,11 @@ static int located(char *err, const struct config *c, const char *section,
  * iniparser reports syntax errors through a callback; keep the first.  Its
  * message quotes the offending line, which may hold a secret (a "secret
  * S3cr3t" that lacks its '='): only the file and the line number are kept.
+ * The callback and this buffer are global: one load at a time (a FastCGI
+ * process reloads while its threads serve requests).
  */
 static char ini_error[CONFIG_ERR_MAX];
+static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int capture_ini_error(const char *fmt, ...)
 {
@@ -692,6 +716,8 @@ static void set_defaults(struct config *c)
 	c->file_mode = 0640;
 	c->max_body = 65536;
 	c->podio.timeout = CONFIG_TIMEOUT_DEFAULT;
+	c->podio.inline_verifications = CONFIG_INLINE_VERIFY_DEFAULT;
+	c->threads = CONFIG_THREADS_DEFAULT;
 	c->log_level = LOG_INFO;
 }
 
@@ -763,6 +789,7 @@ int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX])
 		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	pthread_mutex_lock(&ini_lock);
 	ini_error[0] = '\0';
 	iniparser_set_error_callback(capture_ini_error);
 	dictionary *d = iniparser_load(c->path);
@@ -778,6 +805,7 @@ int config_load(struct config *c, const char *path, char err[CONFIG_ERR_MAX])
 	}
 	if (d != NULL)
 		iniparser_freedict(d);
+	pthread_mutex_unlock(&ini_lock);
 	if (rc != 0) {
 		config_free(c);
 		return -1;

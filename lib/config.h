@@ -31,6 +31,22 @@
 /* An event is a few hundred bytes; this bounds what max_body may allow. */
 #define CONFIG_MAX_BODY_LIMIT (16u * 1024u * 1024u)
 
+/*
+ * Requests one FastCGI process serves at once ([receiver] threads).  Each
+ * thread costs a stack and a little heap; 64 is far past what a 2xx within
+ * Podio's 15 s needs from one process.
+ */
+#define CONFIG_THREADS_DEFAULT 4
+#define CONFIG_THREADS_MAX     64
+
+/*
+ * hook.verify validations in flight at once across the processes of one
+ * spool; each may hold a request slot for [podio] timeout, so it must stay
+ * below the slots the server gives (processes x threads).
+ */
+#define CONFIG_INLINE_VERIFY_DEFAULT 1
+#define CONFIG_INLINE_VERIFY_MAX     64
+
 struct podio_conf {
 	char *api_url; /* no trailing '/' */
 	char *client_id;
@@ -39,8 +55,9 @@ struct podio_conf {
 	char *app_token;
 	char *username;
 	char *password;
-	char *ca_file; /* absolute, or NULL */
-	int timeout;   /* seconds, 1..CONFIG_TIMEOUT_MAX */
+	char *ca_file;		  /* absolute, or NULL */
+	int timeout;		  /* seconds, 1..CONFIG_TIMEOUT_MAX */
+	int inline_verifications; /* 0..CONFIG_INLINE_VERIFY_MAX */
 };
 
 /*
@@ -74,6 +91,7 @@ struct config {
 	size_t n_allowed;
 	size_t max_body;    /* default 65536 */
 	int reject_unknown; /* unknown_types = reject */
+	int threads;	    /* 1..CONFIG_THREADS_MAX, FastCGI only */
 	struct podio_conf podio;
 	struct hook_conf *hooks; /* n_hooks, in the file's order */
 	size_t n_hooks;

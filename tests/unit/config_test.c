@@ -134,6 +134,8 @@ static void expect_defaults_but_dir(const struct config *c)
 	assert_null(c->podio.password);
 	assert_null(c->podio.ca_file);
 	assert_int_equal(c->podio.timeout, 10);
+	assert_int_equal(c->podio.inline_verifications, 1);
+	assert_int_equal(c->threads, 4);
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(config_has_credentials(c), 0);
 }
@@ -168,6 +170,8 @@ static void spec_example_config_loads(void **state)
 		"ids\n"
 		"max_body = 65536\n"
 		"unknown_types = accept        ; accept | reject\n"
+		"threads = 4                   ; requests at once per FastCGI "
+		"process (section 14)\n"
 		"\n"
 		"[podio]\n"
 		"api_url = https://api.podio.com\n"
@@ -179,6 +183,8 @@ static void spec_example_config_loads(void **state)
 		"password =\n"
 		"timeout = 10\n"
 		"ca_file =\n"
+		"inline_verifications = 1      ; at most this many in flight "
+		"per spool (section 14)\n"
 		"\n"
 		"[log]\n"
 		"level = info                  ; error | warn | info | debug\n");
@@ -198,6 +204,7 @@ static void every_key_is_parsed(void **state)
 		   "allowed_hooks = 7,12\n"
 		   "max_body = 1024\n"
 		   "unknown_types = reject\n"
+		   "threads = 16\n"
 		   "[podio]\n"
 		   "api_url = https://podio.example.com/\n"
 		   "client_id = Client-Id\n"
@@ -208,6 +215,7 @@ static void every_key_is_parsed(void **state)
 		   "password = PassWord\n"
 		   "timeout = 14\n"
 		   "ca_file = /etc/ssl/CA.pem\n"
+		   "inline_verifications = 3\n"
 		   "[log]\n"
 		   "level = debug\n");
 	struct config *c = &t->c;
@@ -230,6 +238,8 @@ static void every_key_is_parsed(void **state)
 	assert_string_equal(c->podio.password, "PassWord");
 	assert_int_equal(c->podio.timeout, 14);
 	assert_string_equal(c->podio.ca_file, "/etc/ssl/CA.pem");
+	assert_int_equal(c->podio.inline_verifications, 3);
+	assert_int_equal(c->threads, 16);
 	assert_int_equal(c->log_level, LOG_DEBUG);
 	assert_int_equal(config_has_credentials(c), 1);
 	/* Mode 0600: secrets, but nobody else can read them. */
@@ -284,15 +294,21 @@ static void boundary_values_are_accepted(void **state)
 {
 	struct fx *t = *state;
 	load_ok(t, "[spool]\ndir=/x\nfile_mode=0666\n[receiver]\nmax_body=1\n"
-		   "[podio]\ntimeout=1\n");
+		   "threads=1\n[podio]\ntimeout=1\ninline_verifications=0\n");
 	assert_int_equal(t->c.file_mode, 0666);
 	assert_int_equal(t->c.max_body, 1);
+	assert_int_equal(t->c.threads, 1);
 	assert_int_equal(t->c.podio.timeout, 1);
+	assert_int_equal(t->c.podio.inline_verifications, 0);
 	config_free(&t->c);
 	load_ok(t, "[spool]\ndir=/x\n[receiver]\nmax_body=16777216\n"
-		   "[podio]\ntimeout=14\n");
+		   "threads=64\n[podio]\ntimeout=14\n"
+		   "inline_verifications=64\n");
 	assert_int_equal(t->c.max_body, CONFIG_MAX_BODY_LIMIT);
+	assert_int_equal(t->c.threads, CONFIG_THREADS_MAX);
 	assert_int_equal(t->c.podio.timeout, CONFIG_TIMEOUT_MAX);
+	assert_int_equal(t->c.podio.inline_verifications,
+			 CONFIG_INLINE_VERIFY_MAX);
 }
 
 /* ---- relative paths ---------------------------------------------------- */
@@ -476,10 +492,17 @@ static void invalid_values_are_named_with_their_line(void **state)
 		{"receiver", "allowed_hooks", "1,"},
 		{"receiver", "allowed_hooks", "1 2"},
 		{"receiver", "allowed_hooks", "-1"},
+		{"receiver", "threads", "0"},
+		{"receiver", "threads", "65"},
+		{"receiver", "threads", "four"},
+		{"receiver", "threads", ""},
 		{"podio", "timeout", "0"},
 		{"podio", "timeout", "15"},
 		{"podio", "timeout", "ten"},
 		{"podio", "timeout", ""},
+		{"podio", "inline_verifications", "65"},
+		{"podio", "inline_verifications", "-1"},
+		{"podio", "inline_verifications", ""},
 		{"podio", "api_url", "http://api.podio.com"},
 		{"podio", "api_url", "api.podio.com"},
 		{"podio", "api_url", "https://"},
