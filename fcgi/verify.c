@@ -4,6 +4,7 @@
 
 #include "../lib/http.h"
 #include "../lib/log.h"
+#include "../lib/slot.h"
 
 static void skipped(struct verify_result *out, const char *hook,
 		    const char *why)
@@ -17,6 +18,31 @@ static void skipped(struct verify_result *out, const char *hook,
 	utf8_scrub(out->detail); /* the cut may split a character */
 	log_info("hook.verify spooled unvalidated hook_id=%s reason=\"%s\"",
 		 id ? hook : "?", why);
+}
+
+/* No free slot: spooled now, to be validated by `hook validate`. */
+static void deferred(struct verify_result *out, const struct app *a,
+		     const char *hook, int rc, const char *slot_err)
+{
+	char why[VERIFY_DETAIL_MAX];
+	out->status = "deferred";
+	if (rc == SLOT_BUSY)
+		snprintf(why, sizeof why,
+			 "%d inline verification(s) already in flight "
+			 "(inline_verifications)",
+			 a->cfg.podio.inline_verifications);
+	else
+		snprintf(why, sizeof why, "no verification slot: %s", slot_err);
+	snprintf(out->detail, sizeof out->detail,
+		 "%s; validate later with 'podio-hook hook validate %s CODE'",
+		 why, hook);
+	utf8_scrub(out->detail);
+	if (rc == SLOT_BUSY)
+		log_info("hook.verify deferred hook_id=%s reason=\"%s\"", hook,
+			 why);
+	else
+		log_warn("hook.verify deferred hook_id=%s reason=\"%s\"", hook,
+			 why);
 }
 
 void verify_hook(struct app *a, const struct form *params,
@@ -37,20 +63,32 @@ void verify_hook(struct app *a, const struct form *params,
 			 out->detail);
 		return;
 	}
-	podio_begin(&a->podio, a->cfg.podio.timeout);
-	if (podio_validate(&a->podio, hook, code) == 0) {
+	char slot_err[SLOT_ERR_MAX];
+	int slot = slot_take(a->cfg.spool_dir, VERIFY_SLOT_PREFIX,
+			     (unsigned)a->cfg.podio.inline_verifications,
+			     a->cfg.file_mode, slot_err);
+	if (slot < 0) {
+		deferred(out, a, hook, slot, slot_err);
+		return;
+	}
+	/* Our own: other threads may be verifying with the same config. */
+	struct podio p;
+	podio_init(&p, &a->cfg.podio, a->podio.cache_path);
+	podio_begin(&p, a->cfg.podio.timeout);
+	int rc = podio_validate(&p, hook, code);
+	slot_release(slot);
+	if (rc == 0) {
 		out->status = "validated";
 		out->detail[0] = '\0';
 		log_info("hook.verify validated hook_id=%s", hook);
-		return;
+	} else if (!http_loaded()) {
+		skipped(out, hook, p.err);
+	} else {
+		out->status = "failed";
+		snprintf(out->detail, sizeof out->detail, "%s", p.err);
+		utf8_scrub(out->detail);
+		log_warn("hook.verify failed hook_id=%s reason=\"%s\"", hook,
+			 p.err);
 	}
-	if (!http_loaded()) {
-		skipped(out, hook, a->podio.err);
-		return;
-	}
-	out->status = "failed";
-	snprintf(out->detail, sizeof out->detail, "%s", a->podio.err);
-	utf8_scrub(out->detail);
-	log_warn("hook.verify failed hook_id=%s reason=\"%s\"", hook,
-		 a->podio.err);
+	podio_free(&p);
 }
