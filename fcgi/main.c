@@ -117,8 +117,7 @@ static int cmd_listen(struct app *a, const char *spec)
 	int fd = serve_listen(spec);
 	if (fd < 0)
 		return 1;
-	log_info("listening on %s", spec);
-	return serve_fastcgi(a, fd);
+	return serve_fastcgi(a, fd, spec);
 }
 
 static int cmd_help(struct app *a, int argc, char **argv);
@@ -223,7 +222,7 @@ int main(int argc, char **argv)
 			if (strcmp(argv[i], "--config") == 0)
 				a.opt.config = argv[++i];
 		}
-		return serve_fastcgi(&a, STDIN_FILENO);
+		return serve_fastcgi(&a, STDIN_FILENO, NULL);
 	}
 	/* A CGI query without '=' may turn into argv: never obey it. */
 	if (getenv("GATEWAY_INTERFACE") != NULL) {

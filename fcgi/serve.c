@@ -3,12 +3,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -138,18 +141,21 @@ static ssize_t fcgi_read(void *ctx, char *buf, size_t len)
  * does not: on a connection the web server keeps open (nginx
  * fastcgi_keep_conn, Apache enablereuse) the leftover records would be
  * taken for the next request's and break it.  Past CGI_DISCARD_MAX the
- * connection is closed instead.
+ * connection is closed instead.  Returns 1 when the input was read to its
+ * end (nothing the web server sent is left unread), else 0.
  */
-static void fcgi_discard_input(FCGX_Request *req)
+static int fcgi_discard_input(FCGX_Request *req)
 {
 	char buf[16384];
 	unsigned long long dropped = 0;
-	int n;
-	while ((n = FCGX_GetStr(buf, (int)sizeof buf, req->in)) > 0) {
+	for (;;) {
+		int n = FCGX_GetStr(buf, (int)sizeof buf, req->in);
+		if (n <= 0)
+			return FCGX_GetError(req->in) == 0;
 		dropped += (unsigned long long)n;
 		if (dropped > CGI_DISCARD_MAX) {
 			req->keepConnection = 0;
-			return;
+			return 0;
 		}
 	}
 }
@@ -162,82 +168,392 @@ static int fcgi_write(void *ctx, const char *buf, size_t len)
 	return 0;
 }
 
+/* ---- FastCGI: the threads, the config they share, the signals ---- */
+
 /*
- * Stop signals: while no request is in hand (waiting in accept) the
- * handler exits at once; while one is, it only notes the stop, and the
- * loop exits once the answer is out.  A signal landing between accept's
- * return and `busy` being set drops a connection not yet read, so nothing
- * was acknowledged.  (A flag rather than sigprocmask around each request:
- * two system calls fewer per event.)
+ * A config as loaded, shared by the requests that began under it.  A
+ * reload (SIGHUP under --listen) or the first good load after a failed one
+ * makes a new one current; the old one is freed with its last request, so
+ * a request never sees its config change or vanish under it.
  */
-static volatile sig_atomic_t busy;
-static volatile sig_atomic_t stopping;
+struct snapshot {
+	struct app app;
+	int refs; /* under srv.lock: one while current, one per request */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t idle;	  /* busy fell to 0 while stopping */
+	struct snapshot *current; /* never NULL while serving */
+	int busy;		  /* requests taken and not yet finished */
+	int stopping;		  /* no new request is taken */
+	int status;		  /* the exit status once stopped */
+	unsigned long long served;
+	int listen_fd;
+	struct cli_globals opt;
+} srv = {.lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER};
 
 /* The Unix socket --listen made, removed on the way out. */
 static char listen_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void leave(void)
+/*
+ * Kept spool descriptors unused this long are closed, so a file a consumer
+ * claimed and deleted does not hold its disk space while its type is quiet.
+ */
+#define IDLE_CLOSE_S 60
+/* How often the main thread looks for them. */
+#define SWEEP_EVERY_S 10
+
+/*
+ * Each thread's stack: a request needs a few tens of KiB, libcurl and its
+ * TLS stack during a verification somewhat more; only touched pages count.
+ */
+#define THREAD_STACK (1024 * 1024)
+
+static struct snapshot *snapshot_new(void)
 {
-	if (listen_path[0] != '\0')
-		unlink(listen_path);
-	_exit(0);
+	struct snapshot *s = calloc(1, sizeof *s);
+	if (s != NULL) {
+		s->app.opt = srv.opt;
+		s->refs = 1;
+	}
+	return s;
 }
 
-static void on_stop(int sig)
+static void snapshot_free(struct snapshot *s)
 {
-	(void)sig;
-	if (!busy)
-		leave();
-	stopping = 1;
+	spool_close(&s->app.spool);
+	app_unload(&s->app);
+	free(s);
+}
+
+/* Loads the config into s (logging why not); keeps spool files open. */
+static int snapshot_load(struct snapshot *s)
+{
+	if (app_load(&s->app) != 0)
+		return -1;
+	if (spool_keep_open(&s->app.spool) != 0)
+		log_warn("out of memory: spool files are opened per event");
+	return 0;
+}
+
+static void snapshot_put(struct snapshot *s)
+{
+	pthread_mutex_lock(&srv.lock);
+	int last = --s->refs == 0;
+	pthread_mutex_unlock(&srv.lock);
+	if (last)
+		snapshot_free(s);
+}
+
+/* Makes s current (its reference passes to srv); drops the old one. */
+static void snapshot_publish(struct snapshot *s)
+{
+	pthread_mutex_lock(&srv.lock);
+	struct snapshot *old = srv.current;
+	srv.current = s;
+	pthread_mutex_unlock(&srv.lock);
+	snapshot_put(old);
+}
+
+/* The current snapshot with a reference, or NULL once stopping. */
+static struct snapshot *request_begin(void)
+{
+	pthread_mutex_lock(&srv.lock);
+	struct snapshot *s = srv.stopping ? NULL : srv.current;
+	if (s != NULL) {
+		s->refs++;
+		srv.busy++;
+	}
+	pthread_mutex_unlock(&srv.lock);
+	return s;
+}
+
+static void request_end(struct snapshot *s)
+{
+	pthread_mutex_lock(&srv.lock);
+	srv.busy--;
+	srv.served++;
+	if (srv.stopping && srv.busy == 0)
+		pthread_cond_signal(&srv.idle);
+	pthread_mutex_unlock(&srv.lock);
+	snapshot_put(s);
+}
+
+/*
+ * One request.  Under a config that failed to load, the request loads its
+ * own copy (receive() answers 500 and logs why when that fails too); a
+ * copy that loads becomes the config of the requests after it.
+ */
+static void serve_one(struct snapshot *s, const struct req_io *io)
+{
+	if (s->app.loaded) {
+		receive(&s->app, io);
+		return;
+	}
+	struct snapshot *fresh = snapshot_new();
+	if (fresh == NULL) { /* never the shared one: its load would race */
+		struct app mine = {.opt = srv.opt};
+		receive(&mine, io);
+		app_unload(&mine);
+		return;
+	}
+	receive(&fresh->app, io);
+	if (!fresh->app.loaded) {
+		snapshot_free(fresh);
+		return;
+	}
+	if (spool_keep_open(&fresh->app.spool) != 0)
+		log_warn("out of memory: spool files are opened per event");
+	/* Only in place of a config that failed: a reload may have won. */
+	struct snapshot *old = fresh;
+	pthread_mutex_lock(&srv.lock);
+	if (!srv.current->app.loaded) {
+		old = srv.current;
+		srv.current = fresh;
+	}
+	pthread_mutex_unlock(&srv.lock);
+	snapshot_put(old);
+}
+
+/* Asks the main thread to stop with status (from a worker). */
+static void stop_from_worker(int status)
+{
+	pthread_mutex_lock(&srv.lock);
+	srv.status = status;
+	pthread_mutex_unlock(&srv.lock);
+	/* Every thread but the main one blocks it: the main one gets it. */
+	kill(getpid(), SIGTERM);
+}
+
+/*
+ * Which thread takes a new connection.  Blocked in accept(), threads take
+ * turns (the kernel wakes the one that has waited longest), so a lone
+ * stream of requests wakes a cold thread each time.  Each thread instead
+ * waits in an epoll set of its own with the listening socket added
+ * EPOLLEXCLUSIVE: the kernel then wakes the first idle thread in the
+ * order the sets were added, so the same few threads take the requests
+ * when few come at once.  -1 when epoll is not available: accept() only.
+ */
+static int listen_waiter(int listen_fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+				 .data = {.fd = listen_fd}};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+		log_debug("epoll on the FastCGI socket: %s; accept() only",
+			  strerror(errno));
+		close(ep);
+		ep = -1;
+	}
+	return ep;
+}
+
+/* Until a connection waits (or at once, without epoll). */
+static void wait_for_connection(int ep)
+{
+	struct epoll_event ev;
+	while (ep >= 0 && epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
+static void *worker(void *arg)
+{
+	FCGX_Request req;
+	int *ep_slot = arg;
+	if (FCGX_InitRequest(&req, srv.listen_fd, 0) != 0) {
+		log_error("cannot start a FastCGI thread: out of memory");
+		stop_from_worker(1);
+		return NULL;
+	}
+	const struct req_io io = {&req, fcgi_param, fcgi_read, fcgi_write};
+	int ep = *ep_slot;
+	for (;;) {
+		/* A kept connection (FCGI_KEEP_CONN) brings its own next. */
+		if (req.ipcFd < 0)
+			wait_for_connection(ep);
+		int rc = FCGX_Accept_r(&req);
+		if (rc < 0) {
+			log_error("FastCGI accept failed: %s", strerror(-rc));
+			stop_from_worker(1);
+			return NULL;
+		}
+		struct snapshot *s = request_begin();
+		if (s == NULL) {
+			/*
+			 * Accepted after the stop: not read, so nothing is
+			 * acknowledged; the web server sees it fail, as it
+			 * would one still in the listen queue at exit.
+			 */
+			FCGX_Free(&req, 1);
+			return NULL;
+		}
+		serve_one(s, &io);
+		/*
+		 * With all input read, close at once: libfcgi otherwise
+		 * shuts down, then waits for the web server to close first
+		 * (against a reset that unread input would cause), which
+		 * costs every request a blocking wait and three calls.
+		 */
+		if (fcgi_discard_input(&req))
+			FCGX_Detach(&req);
+		FCGX_Finish_r(&req);
+		request_end(s);
+	}
+}
+
+/* SIGHUP under --listen: the new config serves the requests after it. */
+static void reload(void)
+{
+	struct snapshot *s = snapshot_new();
+	if (s == NULL) {
+		log_error("config not reloaded: out of memory; keeping the "
+			  "one in use");
+		return;
+	}
+	if (snapshot_load(s) != 0) {
+		/* app_load logged why. */
+		log_error("config not reloaded on SIGHUP; keeping the one in "
+			  "use");
+		snapshot_free(s);
+		return;
+	}
+	log_info("config reloaded on SIGHUP from %s", s->app.cfg.path);
+	snapshot_publish(s);
+}
+
+/* Closes the current config's spool files left unused for a while. */
+static void sweep(void)
+{
+	pthread_mutex_lock(&srv.lock);
+	struct snapshot *s = srv.current;
+	s->refs++;
+	pthread_mutex_unlock(&srv.lock);
+	spool_close_idle(&s->app.spool, IDLE_CLOSE_S);
+	snapshot_put(s);
+}
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGUSR1:
+		return "SIGUSR1";
+	case SIGINT:
+		return "SIGINT";
+	case SIGHUP:
+		return "SIGHUP";
+	default:
+		return "a signal";
+	}
+}
+
+/*
+ * The main thread only waits for signals: stop (SIGTERM, SIGUSR1, SIGINT;
+ * SIGHUP too when spawned by a web server), reload (SIGHUP under
+ * --listen), and every SWEEP_EVERY_S closes idle spool files.  Returns the
+ * stop signal.
+ */
+static int wait_for_stop(const sigset_t *set, const char *listen_spec)
+{
+	for (;;) {
+		struct timespec tick = {SWEEP_EVERY_S, 0};
+		int sig = sigtimedwait(set, NULL, &tick);
+		if (sig < 0) {
+			if (errno == EAGAIN)
+				sweep();
+			continue;
+		}
+		if (sig == SIGHUP && listen_spec != NULL) {
+			reload();
+			continue;
+		}
+		return sig;
+	}
+}
+
+/* Each thread's epoll set (see listen_waiter), in the order added. */
+static int waiters[CONFIG_THREADS_MAX];
+
+static int start_threads(int n)
+{
+	pthread_attr_t attr;
+	int started = 0;
+	if (pthread_attr_init(&attr) != 0)
+		return 0;
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		waiters[i] = listen_waiter(srv.listen_fd);
+		int rc = pthread_create(&t, &attr, worker, &waiters[i]);
+		if (rc != 0) {
+			log_error("cannot start FastCGI thread %d of %d: %s",
+				  i + 1, n, strerror(rc));
+			if (waiters[i] >= 0)
+				close(waiters[i]);
+			break;
+		}
+		started++;
+	}
+	pthread_attr_destroy(&attr);
+	return started;
 }
 
 static const int stop_signals[] = {SIGTERM, SIGUSR1, SIGINT, SIGHUP};
 
-static int install_stop(void)
+int serve_fastcgi(struct app *a, int listen_fd, const char *listen_spec)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	/* Calls interrupted mid-request resume instead of failing. */
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
+	sigset_t set;
+	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0];
 	     i++)
-		sigaddset(&sa.sa_mask, stop_signals[i]);
-	for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0];
-	     i++) {
-		if (sigaction(stop_signals[i], &sa, NULL) != 0)
-			return -1;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
-int serve_fastcgi(struct app *a, int listen_fd)
-{
-	FCGX_Request req;
-	if (install_stop() != 0 || FCGX_Init() != 0 ||
-	    FCGX_InitRequest(&req, listen_fd, 0) != 0) {
+		sigaddset(&set, stop_signals[i]);
+	/* Blocked here, so in every thread: the main one takes them. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR || FCGX_Init() != 0) {
 		log_error("cannot start the FastCGI loop: %s", strerror(errno));
 		return 1;
 	}
-	/* Load now so a bad config is logged at start, not at first use. */
-	app_load(a);
-	const struct req_io io = {&req, fcgi_param, fcgi_read, fcgi_write};
-	for (;;) {
-		busy = 0;
-		if (stopping)
-			leave();
-		int rc = FCGX_Accept_r(&req);
-		busy = 1;
-		if (rc < 0) {
-			log_error("FastCGI accept failed: %s", strerror(-rc));
-			return 1;
-		}
-		receive(a, &io);
-		fcgi_discard_input(&req);
-		FCGX_Finish_r(&req);
+	/*
+	 * One malloc arena for all threads: a request makes a few small
+	 * allocations, and an arena per thread would multiply the memory a
+	 * process keeps.
+	 */
+	mallopt(M_ARENA_MAX, 1);
+	srv.opt = a->opt;
+	srv.listen_fd = listen_fd;
+	srv.current = snapshot_new();
+	if (srv.current == NULL) {
+		log_error("cannot start the FastCGI loop: out of memory");
+		return 1;
 	}
+	/* Load now so a bad config is logged at start, not at first use. */
+	snapshot_load(srv.current);
+	int threads = srv.current->app.loaded ? srv.current->app.cfg.threads
+					      : CONFIG_THREADS_DEFAULT;
+	if (start_threads(threads) == 0)
+		return 1;
+	if (listen_spec != NULL)
+		log_info("listening on %s threads=%d", listen_spec, threads);
+	int sig = wait_for_stop(&set, listen_spec);
+
+	/* Finish the requests in hand; take no new one. */
+	pthread_mutex_lock(&srv.lock);
+	srv.stopping = 1;
+	while (srv.busy > 0)
+		pthread_cond_wait(&srv.idle, &srv.lock);
+	int status = srv.status;
+	unsigned long long served = srv.served;
+	pthread_mutex_unlock(&srv.lock);
+	if (listen_spec != NULL)
+		log_info("stopped by %s after %llu requests on %s",
+			 signal_name(sig), served, listen_spec);
+	if (listen_path[0] != '\0')
+		unlink(listen_path);
+	/* The other threads wait in accept(): leave without unwinding. */
+	_exit(status);
 }
 
 /* ---- --listen ---- */

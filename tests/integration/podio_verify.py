@@ -141,6 +141,15 @@ def is_token_file(rel):
     return os.path.basename(rel).startswith(TOKEN_FILE)
 
 
+SLOT_RE = re.compile(r'^\.verify-slot-\d+$')
+
+
+def is_slot_file(rel):
+    """The inline verification slot lock files (SPEC section 14): empty
+    dotfiles a verification holds a flock on."""
+    return SLOT_RE.match(os.path.basename(rel)) is not None
+
+
 def describe(reqs):
     return '[%s]' % P.describe_log(reqs) if reqs else '[nothing]'
 
@@ -217,8 +226,14 @@ class PodioSetup:
         s.problems = h.check_answer(case, s.res)
         if s.problems:
             s.problems.append('got: ' + s.res.show())
-        old = {k: v for k, v in before.items() if not is_token_file(k)}
-        new = {k: v for k, v in after.items() if not is_token_file(k)}
+        old = {k: v for k, v in before.items()
+               if not is_token_file(k) and not is_slot_file(k)}
+        new = {k: v for k, v in after.items()
+               if not is_token_file(k) and not is_slot_file(k)}
+        slots = {k: v for k, v in after.items() if is_slot_file(k)}
+        if any(v[1] != b'' for v in slots.values()):
+            s.problems.append('verification slot files with content: %s'
+                              % sorted(slots))
         name = 'hook.verify.jsonl'
         others_old = {k: v for k, v in old.items() if k != name}
         others_new = {k: v for k, v in new.items() if k != name}

@@ -7,12 +7,13 @@
 Cases:
 
   rss-fastcgi-listen      `podio-hook --listen 127.0.0.1:PORT` (sync = no,
-                          temporary spool), driven by the small FastCGI
-                          client below: 100 requests, VmRSS, 10,000 more of
+                          temporary spool, 4 threads), driven by the small
+                          FastCGI client below: 100 requests and 10,000 of
                           a mix (valid events of several types, hook.verify
-                          without credentials, rejected requests), VmRSS
-                          again.  The growth must stay within RSS_BOUND_KB
-                          and every valid event must be in the spool.
+                          without credentials, rejected requests) to settle
+                          the heap, VmRSS, 10,000 more, VmRSS again.  The
+                          growth must stay within RSS_BOUND_KB and every
+                          valid event must be in the spool.
   valgrind-fastcgi-listen The same receiver under valgrind memcheck, about
                           2,000 requests of the same mix (bounded in time),
                           then SIGTERM: exit 0, 0 errors, and (valgrind
@@ -593,8 +594,18 @@ def t_rss(world, note):
     time.sleep(0.2)
     check(p.poll() is None, 'receiver exited (%s) during the warm-up: %s',
           p.returncode, tail(log))
+    rss_warm = vm_kb(p.pid)
+    # The receiver's threads ([receiver] threads) overlap: one may still
+    # free its buffers while another allocates for the next request: the heap
+    # settles over the first thousands of requests, by a page or a few at
+    # a time.  So the first LOAD requests only settle it; the bound
+    # applies to the next LOAD, where a leak grows as it did in the first.
+    sent1, bad1 = send_mix(client, WARMUP, LOAD, expected)
+    time.sleep(0.2)
+    check(p.poll() is None, 'receiver exited (%s) under load: %s',
+          p.returncode, tail(log))
     rss0 = vm_kb(p.pid)
-    sent2, bad2 = send_mix(client, WARMUP, LOAD, expected)
+    sent2, bad2 = send_mix(client, WARMUP + LOAD, LOAD, expected)
     elapsed = time.monotonic() - t0
     time.sleep(0.2)
     check(p.poll() is None, 'receiver exited (%s) under load: %s',
@@ -602,11 +613,13 @@ def t_rss(world, note):
     rss1 = vm_kb(p.pid)
     hwm = vm_kb(p.pid, 'VmHWM')
     rc = world.stop(p)
-    note('VmRSS after %d requests: %d kB; after %d: %d kB (growth %+d kB, '
-         'bound %d kB); VmHWM %d kB; %.1f s, %.0f requests/s'
-         % (sent, rss0, sent + sent2, rss1, rss1 - rss0, RSS_BOUND_KB, hwm,
-            elapsed, (sent + sent2) / elapsed))
-    bad += bad2
+    note('VmRSS after %d requests: %d kB; after %d: %d kB; after %d: %d kB '
+         '(growth %+d kB, bound %d kB); VmHWM %d kB; %.1f s, %.0f '
+         'requests/s'
+         % (sent, rss_warm, sent + sent1, rss0, sent + sent1 + sent2, rss1,
+            rss1 - rss0, RSS_BOUND_KB, hwm, elapsed,
+            (sent + sent1 + sent2) / elapsed))
+    bad += bad1 + bad2
     check(not bad, '%d requests answered wrongly, e.g. %s', len(bad),
           '; '.join(bad[:5]))
     check(rss1 - rss0 <= RSS_BOUND_KB,

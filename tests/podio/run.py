@@ -684,7 +684,11 @@ def t_cgi_cache(env):
     recs = env.spooled("hook.verify")
     check_verify_record(recs[1], "43", CODE43, "validated")
     names = sorted(os.listdir(env.spool))
-    eq(names, [".podio-token", "hook.verify.jsonl"], "spool directory")
+    # The inline verification slot (SPEC section 14): an empty lock file.
+    eq(names, [".podio-token", ".verify-slot-0", "hook.verify.jsonl"],
+       "spool directory")
+    eq(os.path.getsize(os.path.join(env.spool, ".verify-slot-0")), 0,
+       "size of .verify-slot-0")
     # No token in anything a consumer reads.
     with open(os.path.join(env.spool, "hook.verify.jsonl")) as f:
         text = f.read()
