@@ -146,5 +146,6 @@ void app_unload(struct app *a)
 		podio_free(&a->podio);
 		config_free(&a->cfg);
 	}
+	http_release();
 	a->loaded = 0;
 }

@@ -18,6 +18,7 @@ static struct {
 	CURLcode (*easy_perform)(CURL *);
 	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
 	void (*easy_cleanup)(CURL *);
+	void (*easy_reset)(CURL *);
 	const char *(*easy_strerror)(CURLcode);
 	CURLcode (*global_init)(long);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
@@ -65,6 +66,7 @@ static int resolve_all(void)
 	RESOLVE(easy_perform, "curl_easy_perform");
 	RESOLVE(easy_getinfo, "curl_easy_getinfo");
 	RESOLVE(easy_cleanup, "curl_easy_cleanup");
+	RESOLVE(easy_reset, "curl_easy_reset");
 	RESOLVE(easy_strerror, "curl_easy_strerror");
 	RESOLVE(slist_append, "curl_slist_append");
 	RESOLVE(slist_free_all, "curl_slist_free_all");
@@ -235,6 +237,21 @@ static CURLcode setup(CURL *c, const struct http_request *req,
 	return rc;
 }
 
+/*
+ * Each thread keeps one easy handle between requests: its connection
+ * cache lets the next request to the API reuse the TCP connection and TLS
+ * session instead of a new handshake (drain --fetch makes one call per
+ * event; the token request and the call go to the same host).
+ */
+static __thread CURL *kept;
+
+void http_release(void)
+{
+	if (kept != NULL)
+		cu.easy_cleanup(kept);
+	kept = NULL;
+}
+
 int http_perform(const struct http_request *req, struct http_response *res)
 {
 	memset(res, 0, sizeof *res);
@@ -242,7 +259,11 @@ int http_perform(const struct http_request *req, struct http_response *res)
 		snprintf(res->error, sizeof res->error, "%s", cu.why);
 		return -1;
 	}
-	CURL *c = cu.easy_init();
+	if (kept != NULL)
+		cu.easy_reset(kept); /* options off, connections kept */
+	else
+		kept = cu.easy_init();
+	CURL *c = kept;
 	int bad = c == NULL;
 	struct curl_slist *h = bad ? NULL : headers_for(req, &bad);
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
@@ -264,8 +285,8 @@ int http_perform(const struct http_request *req, struct http_response *res)
 			 cu.easy_strerror(rc));
 	res->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
 	cu.slist_free_all(h);
-	if (c != NULL)
-		cu.easy_cleanup(c);
+	if (rc != CURLE_OK)
+		http_release(); /* a failed connection is not worth keeping */
 	if (rc != CURLE_OK || res->status == 0) {
 		res->status = 0;
 		if (res->error[0] == '\0')

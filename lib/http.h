@@ -73,6 +73,12 @@ int http_perform(const struct http_request *req, struct http_response *res);
 void http_response_free(struct http_response *res);
 
 /*
+ * Closes the calling thread's kept connections (http_perform reuses them
+ * between requests).  Harmless when there are none.
+ */
+void http_release(void);
+
+/*
  * Appends s URL-encoded (application/x-www-form-urlencoded) to buf of size
  * n at *used.  Returns 0, or -1 when it does not fit.
  */
