@@ -820,7 +820,8 @@ static size_t gather(struct engine *e, struct item *all, size_t from, size_t to,
 			continue;
 		e->stats.offered++;
 		if (!it->valid) {
-			/* Copied when the batch settles: a STOP settles none. */
+			/* Copied when the batch settles: a STOP settles none.
+			 */
 			s->fate = FATE_QUARANTINE;
 			continue;
 		}
@@ -999,6 +1000,52 @@ static int drain_type(struct engine *e, const struct claim_work *ws, size_t n)
 
 /* ---- claiming ------------------------------------------------------------ */
 
+/* 1 when name is {work}.state or {work}.state.tmp and {work} is gone. */
+static int orphan_progress(int dirfd, const char *name)
+{
+	char work[LAYOUT_NAME_MAX];
+	char type[EVENT_TYPE_MAX + 1];
+	struct stat st;
+	const char *suffix = strstr(name, LAYOUT_CLAIM_MARK);
+	suffix = suffix != NULL ? strstr(suffix, LAYOUT_STATE_SUFFIX) : NULL;
+	if (suffix == NULL ||
+	    (strcmp(suffix, LAYOUT_STATE_SUFFIX) != 0 &&
+	     strcmp(suffix, LAYOUT_STATE_SUFFIX LAYOUT_TMP_SUFFIX) != 0))
+		return 0;
+	snprintf(work, sizeof work, "%.*s", (int)(suffix - name), name);
+	if (layout_parse(work, type) != LAYOUT_WORK)
+		return 0;
+	return fstatat(dirfd, work, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+	       errno == ENOENT &&
+	       fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st.st_mode);
+}
+
+/*
+ * Removes progress files whose work file is gone: a drain killed between
+ * the two removals of claim_finish leaves one.  It holds no event (its
+ * work file was settled to the end), only keeps the spool from emptying.
+ */
+static void sweep_orphans(int dirfd, const char *dir)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return; /* claim_all reports an unreadable directory */
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!orphan_progress(dirfd, de->d_name))
+			continue;
+		if (unlinkat(dirfd, de->d_name, 0) == 0)
+			log_info("removed %s/%s: its work file was finished",
+				 dir, de->d_name);
+	}
+	closedir(d);
+}
+
 /* Claims every selected {type}.jsonl in dirfd. */
 static void claim_all(struct engine *e, int dirfd, const char *dir)
 {
@@ -1116,6 +1163,7 @@ static void requeue_failed(struct engine *e)
 	struct claim_work *ws;
 	if (e->failedfd < 0)
 		return;
+	sweep_orphans(e->failedfd, e->failed_path);
 	claim_all(e, e->failedfd, e->failed_path);
 	ssize_t n = work_files(e, e->failedfd, e->failed_path, &ws);
 	for (ssize_t i = 0; i < n && !e->stats.broken; i++) {
@@ -1140,6 +1188,7 @@ int engine_pass(struct engine *e)
 	}
 	if (e->stats.broken)
 		return -1;
+	sweep_orphans(e->dirfd, e->dir);
 	claim_all(e, e->dirfd, e->dir);
 	ssize_t n = work_files(e, e->dirfd, e->dir, &ws);
 	if (n < 0)

@@ -972,9 +972,7 @@ def main():
             print(name)
         return 0
     binary = os.path.abspath(args.bin)
-    h = ds.Harness(binary)
-    h.tmp = tempfile.mkdtemp(prefix='podio-engine.')
-    os.chmod(h.tmp, 0o755)
+    h = ds.Harness(binary)  # its own temporary tree, with a copy of binary
     rep = harness.Report()
     t0 = time.monotonic()
     try:

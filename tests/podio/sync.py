@@ -595,6 +595,15 @@ def main():
         if not os.access(binary, os.X_OK):
             report("setup", "no binary at %s (run make)" % binary)
             return summary()
+        # Our own copy, which lighttpd's www-data (and hook sync, run as
+        # www-data) can reach wherever the checkout lives (a fresh
+        # machine's /root is mode 0700).
+        bindir = os.path.join(top, "bin")
+        os.mkdir(bindir)
+        os.chmod(bindir, 0o755)
+        shutil.copy(binary, os.path.join(bindir, "podio-hook.cgi"))
+        binary = os.path.join(bindir, "podio-hook.cgi")
+        os.chmod(binary, 0o755)
         for tool in ("openssl", "lighttpd", "curl"):
             if shutil.which(tool) is None and not os.path.exists(
                     "/usr/sbin/" + tool):

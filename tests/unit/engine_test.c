@@ -2420,6 +2420,42 @@ a_large_work_file_truncated_during_a_pass_blocks_nothing(void **state)
 	truncation_scenario(*state, 65);
 }
 
+/*
+ * A drain killed between the two removals of claim_finish leaves a
+ * progress file without its work file: the next pass removes it (a
+ * regular one; a symbolic link is left), so the spool empties.
+ */
+static void a_progress_file_orphaned_by_a_kill_is_removed_next_pass(
+    void **state)
+{
+	struct fx *t = *state;
+	char p[512];
+	char q[512];
+	char l[512];
+	put_raw(t->dir, "item.create.jsonl.claim-0000000000000001.state",
+		"offset 10\n", 10);
+	put_raw(t->dir, "item.create.jsonl.claim-0000000000000002.state.tmp",
+		"offset 0\n", 9);
+	assert_int_equal(
+	    symlink("/etc/passwd",
+		    sub(t, "item.create.jsonl.claim-0000000000000003.state", l,
+			sizeof l)),
+	    0);
+	put(t, "item.create", 1, 1);
+	assert_int_equal(pass(t), 0);
+	const char *all[] = {L("item.create", 1)};
+	expect_handed(t, all, N_OF(all));
+	assert_false(tmp_exists(sub(
+	    t, "item.create.jsonl.claim-0000000000000001.state", p, sizeof p)));
+	assert_false(tmp_exists(sub(t,
+				    "item.create.jsonl.claim-0000000000000002"
+				    ".state.tmp",
+				    q, sizeof q)));
+	struct stat st;
+	assert_int_equal(lstat(l, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+}
+
 /* ---- many types, --limit ------------------------------------------------- */
 
 static void six_hundred_and_fifty_types_are_all_drained(void **state)
@@ -2894,6 +2930,7 @@ int main(void)
 	    T(an_unreadable_work_file_is_reported_and_the_rest_drained),
 	    T(a_work_file_truncated_during_a_pass_blocks_no_other_type),
 	    T(a_large_work_file_truncated_during_a_pass_blocks_nothing),
+	    T(a_progress_file_orphaned_by_a_kill_is_removed_next_pass),
 	    T(six_hundred_and_fifty_types_are_all_drained),
 	    T(limit_offers_at_most_that_many_events),
 	    T(limit_counts_failures_and_quarantined_lines_too),
