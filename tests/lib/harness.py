@@ -3,26 +3,100 @@
     sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
     import harness
 
-One copy of what tests/integration, tests/drain, tests/faults, tests/podio
-and tests/leak used to repeat: a free TCP port, the uid/gid the servers run
-their programs as when we are root, the lighttpd snippet's var.podio_hook_*
-substitution and the config around it, reading a server's logs since a mark,
-asking a server for its HTTP status, stopping a process by its PID, the
-CGI environment of a POST, and reporting (Report: the per-case lines and
-the last line "N passed, M failed, K skipped" that tests/check sums).
+One copy of what the suites used to repeat: a free TCP port, the uid/gid
+the servers run their programs as when we are root, a copy of the binary
+they can reach and a config only they can read, the lighttpd snippet's
+var.podio_hook_* substitution and the config around it, reading a server's
+logs since a mark, asking a server for its HTTP status, the processes
+running a program, stopping a process by its PID, the CGI environment of a
+POST, a url-encoded form, what a case raises (Failure, Skip) and the checks
+that raise it, reporting (Report: the per-case lines and the last line
+"N passed, M failed, K skipped" that tests/check sums) and the suites' one
+main loop (Suite: the command line, the cases in order with their setup
+and cleanup, the temporary tree).
 Python 3 standard library only; no checks of its own: every assertion
 stays in the suites.
+
+Beside it: spool.py (a spool filled by the binary run as CGI, the drain
+suites' lighttpd), fakepodio.py (the fake Podio API and what the suites
+check of what it saw), fcgiclient.py (a FastCGI client).
 """
 
+import argparse
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
+import traceback
+import urllib.parse
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 RUN_USER = 'www-data'   # what the servers run podio-hook as when we are root
+# Where the suites look for programs: the servers live in sbin.
+SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+
+# --------------------------------------------------------------------------
+# What a case raises, and the checks that raise it
+
+class Failure(Exception):
+    """The case failed: why goes on its FAIL line, each item of evidence on
+    a '#   ' line below it."""
+
+    def __init__(self, why, evidence=()):
+        super().__init__(why)
+        self.why = why
+        self.evidence = list(evidence)
+
+
+class Skip(Exception):
+    """The case cannot run here; the message says why."""
+
+
+class Interrupted(Exception):
+    """The run must end now (its deadline passed, SIGTERM): the case in
+    hand is cleaned up and no further case runs."""
+
+
+def check(cond, msg, *args):
+    """Fails the case with msg (% args when there are any) unless cond."""
+    if not cond:
+        raise Failure(msg % args if args else msg)
+
+
+def expect(cond, why, evidence=()):
+    """Fails the case with why and its evidence unless cond."""
+    if not cond:
+        raise Failure(why, evidence)
+
+
+def short(v, n=600):
+    """repr(v), cut to about n characters."""
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + '...(%d chars)' % len(s)
+
+
+def eq(got, want, what):
+    """Fails the case unless got == want, showing both (shortened)."""
+    if got != want:
+        raise Failure('%s: got %s, want %s' % (what, short(got), short(want)))
+
+
+def enc(s):
+    """Percent-encodes every byte of s but the unreserved ones (what a
+    browser does)."""
+    return urllib.parse.quote(s, safe='-_.~')
+
+
+def form(pairs):
+    """pairs -> 'k=v&k=v', each key and value percent-encoded."""
+    return '&'.join(enc(k) + '=' + enc(v) for k, v in pairs)
 
 
 # --------------------------------------------------------------------------
@@ -48,6 +122,33 @@ def chown_run(path, mode):
     if ids is not None:
         os.chown(path, ids[0], ids[1])
     os.chmod(path, mode)
+
+
+def copy_binary(binary, top):
+    """Copies binary to top/bin/podio-hook.cgi (folder and file mode 0755)
+    and returns that path: a copy the servers' user can reach wherever the
+    checkout lives (a fresh machine's /root is mode 0700), at a path no
+    other run uses, so any process running it is this run's."""
+    bindir = os.path.join(top, 'bin')
+    os.mkdir(bindir)
+    os.chmod(bindir, 0o755)
+    path = os.path.join(bindir, 'podio-hook.cgi')
+    shutil.copy(binary, path)
+    os.chmod(path, 0o755)
+    return path
+
+
+def give_config(path):
+    """Makes the config path readable by the servers' user and nobody else
+    (it may hold the secret, and podio-hook warns about a config others
+    can read): root's, group RUN_USER, mode 0640 when we are root; mode
+    0600 otherwise."""
+    ids = run_ids()
+    if ids is not None:
+        os.chown(path, 0, ids[1])
+        os.chmod(path, 0o640)
+    else:
+        os.chmod(path, 0o600)
 
 
 def run_as(ids):
@@ -222,6 +323,38 @@ def terminate(proc, timeout):
     return False
 
 
+def proc_info(pid):
+    """(ppid, argv[0]) of the process pid, or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            stat = f.read()
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            argv0 = f.read().split(b'\0')[0].decode('utf-8', 'replace')
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b')') + 2:].split()
+    return int(fields[1]), argv0
+
+
+def pids(argv0=None, parent=None):
+    """PIDs of the processes running now whose argv[0] is argv0 (a path, or
+    a function of the path that says yes or no; any when None) and, when
+    parent is given, whose parent is parent."""
+    if isinstance(argv0, str):
+        path = argv0
+        argv0 = path.__eq__
+    out = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        info = proc_info(int(d))
+        if info is None or (argv0 is not None and not argv0(info[1])):
+            continue
+        if parent is None or info[0] == parent:
+            out.append(int(d))
+    return out
+
+
 def sigkill_pids(pids):
     """SIGKILL to each of pids, ignoring those already gone."""
     for pid in pids:
@@ -268,25 +401,32 @@ class Report:
         self.passed = 0
         self.failed = 0
         self.skipped = 0
+        self.held = []
 
     def _print(self, text):
         self.out.write(text + '\n')
         self.out.flush()
 
-    def ok(self, name, note=None):
-        self.passed += 1
-        self._print('ok - %s%s' % (name, ' (%s)' % note if note else ''))
-
-    def fail(self, name, why, evidence=()):
-        self.failed += 1
-        self._print('FAIL - %s: %s' % (name, why))
+    def _case_line(self, text, evidence=()):
+        self._print(text)
         for line in evidence:
             for sub in str(line).splitlines() or ['']:
                 self._print('#   %s' % sub)
+        held, self.held = self.held, []
+        for note in held:
+            self.note(note)
+
+    def ok(self, name, note=None):
+        self.passed += 1
+        self._case_line('ok - %s%s' % (name, ' (%s)' % note if note else ''))
+
+    def fail(self, name, why, evidence=()):
+        self.failed += 1
+        self._case_line('FAIL - %s: %s' % (name, why), evidence)
 
     def skip(self, name, why):
         self.skipped += 1
-        self._print('skip - %s: %s' % (name, why))
+        self._case_line('skip - %s: %s' % (name, why))
 
     def skip_all(self, names, why):
         """Skips every case in names for one reason (the suite cannot run
@@ -298,6 +438,11 @@ class Report:
         """A '# ' line: evidence or figures, counted nowhere."""
         for sub in str(text).splitlines() or ['']:
             self._print('# %s' % sub)
+
+    def later(self, text):
+        """A note printed after the next case line (and its evidence): the
+        figures a case gathers before its verdict."""
+        self.held.append(text)
 
     def summary(self):
         return '%d passed, %d failed, %d skipped' % (self.passed, self.failed,
@@ -311,3 +456,227 @@ class Report:
                       'reason (an --only that matches nothing?)')
         self._print(self.summary())
         return 1 if self.failed else 0
+
+
+# --------------------------------------------------------------------------
+# The suites' main loop
+
+def registrar(cases):
+    """A decorator that appends (name, fn) to the list cases:
+
+        CASES = []
+        case = harness.registrar(CASES)
+
+        @case('what it proves')
+        def t_something(env): ...
+    """
+    def case(name):
+        def reg(fn):
+            cases.append((name, fn))
+            return fn
+        return reg
+    return case
+
+
+class Suite:
+    """A suite's command line, its cases run in order, its temporary tree
+    and its Report (suite.rep).
+
+        suite = harness.Suite(__doc__, CASES)   # CASES: (name, fn, ...)
+        args = suite.parse()                    # --list prints and exits
+        if not suite.ready(tools=('curl',)):    # FAIL - setup: ...
+            return suite.finish()
+        world = World(suite.bin)
+        suite.tmp = world.tmp                   # removed by finish() unless
+        try:                                    # a case failed or --keep
+            suite.run(start=lambda case: world, stop=World.stop_all)
+        finally:
+            world.stop_all()
+        return suite.finish()                   # sys.exit() its result
+
+    The command line every suite shares: --bin PATH (the binary under
+    test), -k/--only SUBSTR (the cases whose name contains SUBSTR; may be
+    given more than once), --list (the names of the cases it would run, and
+    nothing run), --keep (the temporary tree kept even when all passed),
+    -v (a case that raised something unexpected shows its whole traceback,
+    not only its end).  A suite adds options of its own to suite.parser
+    before parse(); one whose --only means something else passes
+    only=False.
+    """
+
+    def __init__(self, doc, cases=(), only=True):
+        self.cases = list(cases)
+        self.rep = Report()
+        self.tmp = None
+        self.args = None
+        self.bin = None
+        self.started = time.monotonic()
+        self.parser = argparse.ArgumentParser(
+            description=doc.strip().split('\n')[0])
+        p = self.parser
+        p.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
+                                                     'podio-hook.cgi'),
+                       help='the binary under test (default: %(default)s)')
+        if only:
+            p.add_argument('-k', '--only', action='append', default=[],
+                           metavar='SUBSTR',
+                           help='run the cases whose name contains SUBSTR '
+                           '(may be given more than once)')
+            p.add_argument('--list', action='store_true',
+                           help='print the names of the cases it would run '
+                           'and run none')
+        p.add_argument('--keep', action='store_true',
+                       help='keep the temporary tree even when all passed')
+        p.add_argument('-v', dest='verbose', action='store_true',
+                       help='whole tracebacks of unexpected exceptions')
+
+    def parse(self, argv=None):
+        """The command line (exits after --list); sets self.bin."""
+        self.args = self.parser.parse_args(argv)
+        self.bin = os.path.abspath(self.args.bin)
+        if getattr(self.args, 'list', False):
+            for case in self.selected():
+                print(case[0])
+            sys.exit(0)
+        return self.args
+
+    def selected(self, cases=None):
+        """The cases (self.cases by default) that --only lets run."""
+        only = getattr(self.args, 'only', None) or []
+        return [c for c in (self.cases if cases is None else cases)
+                if not only or any(o in c[0] for o in only)]
+
+    def ready(self, tools=()):
+        """True when the binary is executable and every program of tools is
+        installed; else False after a FAIL - setup line naming what is
+        missing."""
+        if not os.access(self.bin, os.X_OK):
+            self.rep.fail('setup', '%s is not an executable (run make)'
+                          % self.bin)
+            return False
+        path = os.environ.get('PATH', '') + ':' + SYS_PATH
+        for tool in tools:
+            if shutil.which(tool, path=path) is None:
+                self.rep.fail('setup', '%s is not installed' % tool)
+                return False
+        return True
+
+    def run(self, cases=None, start=None, call=None, stop=None, timed=False,
+            slow=None, deadline=None):
+        """Runs the selected cases (self.cases by default) in order, each
+        reported by its name as it ends:
+
+          start(case)      what the case's function is called with (it is
+                           called with nothing when start is None);
+          call(case, arg)  runs the case (default: case[1](arg));
+          stop(arg)        after each case that started, whatever happened:
+                           a list of what was left behind (a process that
+                           would not stop ...), which fails a case that
+                           passed and is evidence for one that failed.
+
+        Skip is a skip line, Failure a FAIL line with its evidence, any
+        other exception a FAIL line naming it and where it was raised.
+        timed: the ok line notes what the case returned (when not None)
+        and its seconds.  slow: a '# NAME took N s' note for a case that
+        took longer than slow seconds.  deadline: SIGALRM after deadline
+        seconds, and SIGTERM, end the run (a FAIL - run line)."""
+        if deadline is not None:
+            def interrupt(sig, frame):
+                raise Interrupted('the run exceeded %d s' % deadline
+                                  if sig == signal.SIGALRM
+                                  else 'signal %d' % sig)
+            old = [signal.signal(s, interrupt)
+                   for s in (signal.SIGALRM, signal.SIGTERM)]
+            signal.alarm(deadline)
+        try:
+            for case in self.selected(cases):
+                self._run_one(case, start, call, stop, timed, slow)
+        except Interrupted as e:
+            self.rep.fail('run', 'interrupted: %s' % e)
+        finally:
+            if deadline is not None:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, old[0])
+                signal.signal(signal.SIGTERM, old[1])
+
+    def _run_one(self, case, start, call, stop, timed, slow):
+        name = case[0]
+        t0 = time.monotonic()
+        left = []
+        try:
+            arg = None
+            started = False
+            try:
+                if start is not None:
+                    arg = start(case)
+                    started = True
+                if call is not None:
+                    note = call(case, arg)
+                elif started:
+                    note = case[1](arg)
+                else:
+                    note = case[1]()
+            finally:
+                if started and stop is not None:
+                    left = self._stop(stop, arg)
+        except Skip as e:
+            verdict = ('skip', str(e), [])
+        except Failure as e:
+            verdict = ('fail', e.why, e.evidence)
+        except Interrupted:
+            raise
+        except Exception as e:
+            verdict = ('fail',) + self._unexpected(e)
+        else:
+            verdict = ('ok', note, [])
+        took = time.monotonic() - t0
+        kind, why, evidence = verdict
+        if left and kind != 'fail':
+            kind, why, evidence = 'fail', 'cleanup: ' + '; '.join(left), []
+        elif left:
+            evidence = list(evidence) + ['cleanup: ' + p for p in left]
+        if kind == 'fail':
+            self.rep.fail(name, why, evidence)
+        elif kind == 'skip':
+            self.rep.skip(name, why)
+        elif timed:
+            self.rep.ok(name, '%.1f s' % took if why is None
+                        else '%s; %.1f s' % (why, took))
+        else:
+            self.rep.ok(name)
+        if slow is not None and took > slow:
+            self.rep.note('%s took %.1f s' % (name, took))
+
+    @staticmethod
+    def _stop(stop, arg):
+        try:
+            return list(stop(arg) or [])
+        except Interrupted:
+            raise
+        except Exception as e:
+            return ['%s: %s' % (type(e).__name__, e)]
+
+    def _unexpected(self, e):
+        """(why, evidence) of an exception no case meant to raise."""
+        frames = traceback.extract_tb(e.__traceback__)
+        where = ''
+        if frames:
+            where = ' (%s:%d)' % (os.path.relpath(frames[-1].filename, REPO),
+                                  frames[-1].lineno)
+        lines = traceback.format_exception(type(e), e, e.__traceback__)
+        lines = ''.join(lines).rstrip('\n').splitlines()
+        if not self.args.verbose:
+            lines = lines[-7:-1]
+        return '%s: %s%s' % (type(e).__name__, e, where), lines
+
+    def finish(self):
+        """Removes the temporary tree self.tmp (kept, and named, when a case
+        failed or with --keep), notes the seconds the run took, prints the
+        last line; returns the exit status."""
+        if self.tmp is not None:
+            if self.rep.failed or self.args.keep:
+                self.rep.note('files kept in %s' % self.tmp)
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        self.rep.note('%.1f s' % (time.monotonic() - self.started))
+        return self.rep.finish()
