@@ -2,8 +2,8 @@
 """Broker hand-offs: examples/handlers/ against real servers (SPEC section
 11, "Past one machine").
 
-    python3 tests/brokers/run.py [--bin cgi-bin/podio-hook.cgi]
-                                 [--only SUBSTR] [--seed N] [--keep] [--list]
+    python3 tests/brokers/run.py [--bin PATH] [-k SUBSTR]... [--seed N]
+                                 [--keep] [--list] [-v]
     python3 tests/brokers/run.py --measure N
 
 Starts redis-server and nats-server (JetStream, its store in the temporary
@@ -16,16 +16,15 @@ Then the suite reads the broker back: every event exactly once (by id),
 its fields byte for byte.  Prints "ok - name" / "FAIL - name: why" /
 "skip - name: why" per case, notes (duplicate hand-offs absorbed, the
 random seed) as "# ..." lines, and as its last line "N passed, M failed,
-K skipped"; exits 1 when a case failed or nothing ran.
+K skipped" (tests/lib/harness.py's Suite, which also gives the options);
+exits 1 when a case failed or nothing ran.
 
 Needs python3, redis-server and redis-tools (a case of a missing server
-is skipped, saying so), nats-server.  Reuses the drain suite's Spool
-(tests/drain/run.py) and tests/lib/harness.py.
+is skipped, saying so), nats-server.  Spools from tests/lib/spool.py,
+shared with the drain suite.
 """
 
-import argparse
 import base64
-import importlib.util
 import json
 import os
 import random
@@ -37,51 +36,23 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
-
-
-def load_drain_suite():
-    path = os.path.join(REPO, 'tests', 'drain', 'run.py')
-    spec = importlib.util.spec_from_file_location('drain_suite', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-D = load_drain_suite()
-Spool = D.Spool
-Failure = D.Failure
-check = D.check
-eq = D.eq
-short = D.short
+from harness import (SYS_PATH, Failure, Skip, check, enc, eq,  # noqa: E402
+                     short)
+from spool import (Spool, Workspace, make_line, run_suite,  # noqa: E402
+                   wait_for)
 
 HANDLERS = os.path.join(REPO, 'examples', 'handlers')
 REDIS_HANDLER = os.path.join(HANDLERS, 'redis-stream')
 NATS_HANDLER = os.path.join(HANDLERS, 'nats-jetstream')
-SYS_PATH = D.SYS_PATH
 WEEK = 7 * 24 * 3600
 KILL_ATTEMPTS = '1000'  # kills count as attempts: no dead letters here
-
-
-class Skip(Exception):
-    pass
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise Failure('timed out waiting for ' + what)
 
 
 def one_line(err, what):
@@ -179,21 +150,6 @@ def shell_cmd(path, env, log, tail=''):
         'exec' if not tail else '', ' '.join(shlex.quote(w) for w in words),
         shlex.quote(path), shlex.quote(log))
     return cmd.strip() + tail
-
-
-def children(pid):
-    out = []
-    for n in os.listdir('/proc'):
-        if not n.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % n) as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st[st.rindex(')') + 2:].split()[1]) == pid:
-            out.append(int(n))
-    return out
 
 
 def make_cert(d):
@@ -333,7 +289,7 @@ class RedisBroker:
     def url(self, db=0):
         auth = ''
         if self.password is not None:
-            auth = ':%s@' % D.enc(self.password)
+            auth = ':%s@' % enc(self.password)
         return '%s://%s127.0.0.1:%d/%d' % (
             'rediss' if self.cert else 'redis', auth, self.port, db)
 
@@ -530,9 +486,9 @@ class NatsBroker:
     def url(self):
         auth = ''
         if self.user is not None:
-            auth = '%s:%s@' % (D.enc(self.user), D.enc(self.password))
+            auth = '%s:%s@' % (enc(self.user), enc(self.password))
         elif self.token is not None:
-            auth = '%s@' % D.enc(self.token)
+            auth = '%s@' % enc(self.token)
         return 'nats://%s127.0.0.1:%d' % (auth, self.port)
 
     def env(self, **extra):
@@ -769,7 +725,7 @@ def random_kills(h, make, mode):
             if rnd.random() < 0.7 else None
         while p.poll() is None and time.monotonic() < until:
             if hkill is not None and time.monotonic() >= hkill:
-                kids = children(p.pid)
+                kids = harness.pids(parent=p.pid)
                 if kids:
                     harness.sigkill_pids([rnd.choice(kids)])
                     kills['handler'] += 1
@@ -1425,7 +1381,7 @@ def measure(h, n):
         for mode in ('exec', 'batch'):
             sp = Spool(h, 'measure-%s-%s' % (make.name, mode))
             b = make(h, sp.dir)
-            lines = [D.make_line('m%06d' % i, 'item.create',
+            lines = [make_line('m%06d' % i, 'item.create',
                                  {'item_id': str(i), 'note': NOTES[0]})
                      for i in range(n)]
             sp.write('item.create.jsonl', b''.join(lines))
@@ -1444,59 +1400,27 @@ def measure(h, n):
               % (make.name, rate['batch'] / rate['exec']))
 
 
-class Harness:
+class Brokers(Workspace):
+    """The run's Workspace and its random choices (self.rnd, from seed)."""
+
     def __init__(self, binary, seed):
-        self.bin = binary
-        self.tmp = tempfile.mkdtemp(prefix='podio-brokers.')
-        os.chmod(self.tmp, 0o755)
-        self.procs = []
-        self.stoppers = []
-        self.notes = []
+        super().__init__(binary, 'podio-brokers.')
         self.rnd = random.Random(seed)
-
-    def note(self, s):
-        self.notes.append(s)
-
-    def cleanup_case(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
-        self.procs = []
-        for stop in reversed(self.stoppers):
-            try:
-                stop()
-            except Exception as e:  # keep stopping the others
-                print('# stopping: %s' % e)
-        self.stoppers = []
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('--only', action='append', default=[],
-                    help='run the cases whose name contains this')
-    ap.add_argument('--seed', type=int, default=None,
-                    help='seed of the random kills (default: time)')
-    ap.add_argument('--keep', action='store_true',
-                    help='keep the temporary directory')
-    ap.add_argument('--list', action='store_true')
-    ap.add_argument('--measure', type=int, metavar='N',
-                    help='print events/s of --exec and --batch for N '
-                    'events into each broker, run no case')
-    args = ap.parse_args()
-    if args.list:
-        for name, _ in CASES:
-            print(name)
-        return 0
-    binary = os.path.abspath(args.bin)
-    if not os.access(binary, os.X_OK):
-        print('FAIL - setup: %s is not an executable (run make)' % binary)
-        print('0 passed, 1 failed, 0 skipped')
-        return 1
+    suite = harness.Suite(__doc__, CASES)
+    suite.parser.add_argument('--seed', type=int, default=None,
+                              help='seed of the random kills (default: '
+                              'time)')
+    suite.parser.add_argument('--measure', type=int, metavar='N',
+                              help='print events/s of --exec and --batch '
+                              'for N events into each broker, run no case')
+    args = suite.parse()
+    if not suite.ready():
+        return suite.finish()
     seed = args.seed if args.seed is not None else int(time.time())
-    h = Harness(binary, seed)
+    h = Brokers(suite.bin, seed)
     if args.measure:
         try:
             measure(h, args.measure)
@@ -1504,49 +1428,9 @@ def main():
             h.cleanup_case()
             shutil.rmtree(h.tmp, ignore_errors=True)
         return 0
-    passed = failed = skipped = 0
-    t0 = time.monotonic()
-    try:
-        for name, fn in CASES:
-            if args.only and not any(o in name for o in args.only):
-                continue
-            c0 = time.monotonic()
-            try:
-                fn(h)
-                passed += 1
-                print('ok - %s' % name)
-            except Skip as e:
-                skipped += 1
-                print('skip - %s: %s' % (name, e))
-            except Failure as e:
-                failed += 1
-                print('FAIL - %s: %s' % (name, e))
-            except Exception as e:
-                failed += 1
-                tb = traceback.extract_tb(e.__traceback__)[-1]
-                print('FAIL - %s: %s: %s (line %d)'
-                      % (name, type(e).__name__, e, tb.lineno))
-            finally:
-                h.cleanup_case()
-            if time.monotonic() - c0 > 20:
-                print('# %s took %.1f s' % (name, time.monotonic() - c0))
-            sys.stdout.flush()
-    finally:
-        h.cleanup_case()
-        for n in h.notes:
-            print('# ' + n)
-        print('# random seed %d (--seed %d repeats the kills\' timing '
-              'choices)' % (seed, seed))
-        print('# %.1f s' % (time.monotonic() - t0))
-        if failed == 0 and not args.keep:
-            shutil.rmtree(h.tmp, ignore_errors=True)
-        else:
-            print('# files kept in %s' % h.tmp)
-        if passed + failed + skipped == 0:
-            print('FAIL - no case ran (--only matched nothing)')
-            failed += 1
-        print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
-    return 1 if failed else 0
+    h.note('random seed %d (--seed %d repeats the kills\' timing choices)'
+           % (seed, seed))
+    return run_suite(suite, h, slow=20)
 
 
 if __name__ == '__main__':

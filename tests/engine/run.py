@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The consumer engine as an attacker and a careless operator meet it.
 
-    python3 tests/engine/run.py [--bin cgi-bin/podio-hook.cgi] [--only SUBSTR]
-                                [--keep] [--list]
+    python3 tests/engine/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                [-v]
 
 Each case proves one rule of the consumer side (drain, status, check):
 dead letters never deleted, one rule for a valid line in every mode, one
@@ -14,13 +14,12 @@ drains in all three modes killed at random, handlers killed, a third
 party claiming files) that must end with every acknowledged event handed
 over at least once or in failed/.
 
-Reuses the spool helpers of tests/drain/run.py.  Prints "ok - name",
-"FAIL - name: why" or "skip - name: why" per case and, last,
-"N passed, M failed, K skipped".
+Spools from tests/lib/spool.py, shared with the drain suite.  Prints
+"ok - name", "FAIL - name: why" or "skip - name: why" per case and, last,
+"N passed, M failed, K skipped" (tests/lib/harness.py's Suite, which also
+gives the options).
 """
 
-import argparse
-import importlib.util
 import json
 import os
 import pwd
@@ -29,34 +28,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
-import harness  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location(
-    'drainsuite', os.path.join(REPO, 'tests', 'drain', 'run.py'))
-ds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ds)
-
-Failure = ds.Failure
-check = ds.check
-eq = ds.eq
-make_line = ds.make_line
-lines_of = ds.lines_of
-Spool = ds.Spool
-script = ds.script
-recorder = ds.recorder
-read_calls = ds.read_calls
-
-
-class Skip(Exception):
-    pass
+import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import SYS_PATH, Failure, Skip, check, eq, form  # noqa: E402
+from spool import (OLD, Lighttpd, Spool, Workspace, lines_of,  # noqa: E402
+                   make_line, post_many, read_calls, recorder, run_suite,
+                   script, wait_for)
 
 
 def need_root():
@@ -230,7 +212,7 @@ def case_exec_environment_namespace(h):
     eq(stdin, line, 'stdin: the whole line')
     eq(e.get('PODIO_HOOK_CONFIG'), sp.ini, 'PODIO_HOOK_CONFIG untouched')
     check('PODIO_HOOK_LIBCURL' not in e, 'PODIO_HOOK_LIBCURL set by data')
-    eq(e.get('PATH'), ds.SYS_PATH, 'PATH untouched')
+    eq(e.get('PATH'), SYS_PATH, 'PATH untouched')
     check('LD_PRELOAD' not in e, 'LD_PRELOAD set by data')
     eq(e.get('PODIO_PARAM_HOOK_CONFIG'), '/tmp/evil.ini', 'namespaced')
     eq(e.get('PODIO_PARAM_PATH'), '/evil', 'namespaced path')
@@ -269,7 +251,7 @@ def case_type_filter_leaves_verify_visible(h):
     sp = Spool(h, 'type-filter')
     sp.write('hook.verify.jsonl',
              make_line('v', 'hook.verify', {'hook_id': '1', 'code': 'c'},
-                       ds.OLD))
+                       OLD))
     a = sp.post([('type', 'item.create'), ('item_id', '1')])
     r = sp.drain('--type', 'item.*')
     eq((r.returncode, lines_of(r.stdout)), (0, [a]), 'drained item.*')
@@ -451,7 +433,7 @@ def case_stress(h):
     claims type files itself.  Every acknowledged event ends handed over
     at least once or in failed/; duplicates are counted."""
     sp = Spool(h, 'stress')
-    server = ds.Lighttpd(h, sp)  # gives the spool to the web user
+    server = Lighttpd(h, sp)  # gives the spool to the web user
     ids = harness.run_ids()
     server.start()
     out = os.path.join(sp.dir, 'out')
@@ -478,7 +460,7 @@ def case_stress(h):
     rnd = random.Random(os.getpid())
 
     def writer_fcgi():
-        codes = ds.post_many(h, server, 'f', 1000, rounds=25)
+        codes = post_many(h, server, 'f', 1000, rounds=25)
         with lock:
             acked.extend('f%04d' % i for i, c in enumerate(codes)
                          if c == '200')
@@ -623,7 +605,7 @@ class Follow:
 def post_now(h, sp, pairs):
     """A CGI post that a following drain may claim at once: checks the
     200 only."""
-    body = ds.form(pairs).encode()
+    body = form(pairs).encode()
     env = sp.env(GATEWAY_INTERFACE='CGI/1.1', REQUEST_METHOD='POST',
                  CONTENT_TYPE='application/x-www-form-urlencoded',
                  CONTENT_LENGTH=str(len(body)), QUERY_STRING='',
@@ -638,15 +620,6 @@ def params_of(data):
     return [json.loads(l)['params'] for l in lines_of(data)]
 
 
-def wait_for(cond, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise Failure('timed out waiting for ' + what)
-
-
 def stamp_handler(sp, out, starts, extra=''):
     """--exec handler: notes when it started (ns), then appends stdin."""
     return script(sp, 'stamp.sh',
@@ -658,7 +631,7 @@ def case_follow(h):
     cron run, each once, in order; a cron drain meanwhile exits 0 at once
     and hands over nothing."""
     sp = Spool(h, 'follow')
-    server = ds.Lighttpd(h, sp)
+    server = Lighttpd(h, sp)
     ids = harness.run_ids()
     server.start()
     out = os.path.join(sp.dir, 'out')
@@ -679,7 +652,7 @@ def case_follow(h):
         eq(code, '200', 'post %d' % i)
         wait_for(lambda: os.path.getsize(starts) > 0 and
                  open(starts).read().count('\n') == i + 1,
-                 'event %d handed over' % i)
+                 10, 'event %d handed over' % i)
         lat.append((int(open(starts).read().split()[-1]) - t1) / 1e6)
         del t0
         if i == 20:
@@ -706,7 +679,7 @@ def case_follow_sigterm_lets_the_handler_finish(h):
                      % (started, out))
     f = Follow(h, sp, '--exec', handler)
     post_now(h, sp, [('type', 'item.create'), ('item_id', '1')])
-    wait_for(lambda: os.path.exists(started), 'the handler to start')
+    wait_for(lambda: os.path.exists(started), 10, 'the handler to start')
     t0 = time.monotonic()
     eq(f.stop(), 0, 'exit status')
     check(time.monotonic() - t0 > 0.5, 'exited before the handler ended')
@@ -728,15 +701,15 @@ def case_follow_failing_handler_waits_for_rescan(h):
     f = Follow(h, sp, '--exec', handler, '--rescan', '2',
                '--max-attempts', '10')
     post_now(h, sp, [('type', 'item.create'), ('item_id', '1')])
-    wait_for(lambda: os.path.exists(calls), 'the first call')
+    wait_for(lambda: os.path.exists(calls), 10, 'the first call')
     for i in range(2, 6):
         post_now(h, sp, [('type', 'item.create'), ('item_id', str(i))])
         wait_for(lambda: str(i) in open(calls).read().split(),
-                 'event %d' % i)
+                 10, 'event %d' % i)
     got = open(calls).read().split()
     eq(got.count('1'), 1, 'attempts of the failing event before a rescan')
     wait_for(lambda: open(calls).read().split().count('1') >= 2,
-             'the rescan to offer it again', timeout=6)
+             6, 'the rescan to offer it again')
     eq(f.stop(), 0, 'exit status')
     c = sp.counts('item.create')
     eq(c['in_progress'], 1, 'the failing event stays')
@@ -803,7 +776,8 @@ def case_follow_systemd_unit(h):
     if ids is not None:
         os.chown(tmp, ids[0], ids[1])
     os.rename(tmp, sp.path('item.create.jsonl'))
-    wait_for(lambda: os.path.getsize(out) > 0, 'the event handed over')
+    wait_for(lambda: os.path.getsize(out) > 0, 10,
+             'the event handed over')
     eq(f.stop(timeout=int(u['TimeoutStopSec'])), 0, 'exit status')
     with open(out, 'rb') as o:
         eq(o.read(), line, 'handed over')
@@ -866,7 +840,7 @@ def case_status_prometheus(h):
     valid for promtool, 0 age when nothing is pending, last received from
     the files' mtime; exit 0 even with failed events; 2 without a spool."""
     sp = Spool(h, 'prometheus')
-    sp.write('item.create.jsonl', make_line('a', 'item.create', {}, ds.OLD) +
+    sp.write('item.create.jsonl', make_line('a', 'item.create', {}, OLD) +
              make_line('b', 'item.create', {}))
     os.utime(sp.path('item.create.jsonl'), (1700000000, 1700000000))
     work = 'task.create.jsonl.claim-0000000000000001'
@@ -960,48 +934,11 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('--only', action='append', default=[])
-    ap.add_argument('--keep', action='store_true')
-    ap.add_argument('--list', action='store_true')
-    args = ap.parse_args()
-    if args.list:
-        for name, _ in CASES:
-            print(name)
-        return 0
-    binary = os.path.abspath(args.bin)
-    h = ds.Harness(binary)  # its own temporary tree, with a copy of binary
-    rep = harness.Report()
-    t0 = time.monotonic()
-    try:
-        for name, fn in CASES:
-            if args.only and not any(o in name for o in args.only):
-                continue
-            try:
-                fn(h)
-                rep.ok(name)
-            except (Skip, ds.Skip) as e:
-                rep.skip(name, e)
-            except Failure as e:
-                rep.fail(name, e)
-            except Exception as e:
-                tb = traceback.extract_tb(e.__traceback__)[-1]
-                rep.fail(name, '%s: %s (line %d)'
-                         % (type(e).__name__, e, tb.lineno))
-            finally:
-                h.cleanup_case()
-    finally:
-        h.cleanup_case()
-        for n in h.notes:
-            rep.note(n)
-        rep.note('%.1f s' % (time.monotonic() - t0))
-        if rep.failed == 0 and not args.keep:
-            shutil.rmtree(h.tmp, ignore_errors=True)
-        else:
-            rep.note('files kept in %s' % h.tmp)
-    return rep.finish()
+    suite = harness.Suite(__doc__, CASES)
+    suite.parse()
+    if not suite.ready():
+        return suite.finish()
+    return run_suite(suite, Workspace(suite.bin, 'podio-engine.'))
 
 
 if __name__ == '__main__':
