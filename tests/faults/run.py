@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tests/faults/run.py - podio-hook under injected faults.
 
-    python3 tests/faults/run.py [--bin cgi-bin/podio-hook.cgi] [-k SUBSTR]
-                                [--keep]
+    python3 tests/faults/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                [-v]
 
 Real lighttpd (lighttpd/podio-hook-fastcgi.conf, only the var.podio_hook_*
 values replaced, as tests/integration/run.py does) and the binary run as
@@ -32,22 +32,20 @@ CGI, with the faults a host really meets:
 
 Prints "ok - NAME", "skip - NAME: WHY" or "FAIL - NAME: WHY" (followed by
 "#" lines of evidence) per case and, as the very last line,
-"N passed, M failed, K skipped" (tests/lib/harness.py's Report; a skip is
-never a pass).  Stopping the servers and unmounting after the cases only
-adds a FAIL line when something was left behind.  Exit status 1 when anything
-failed.  Python 3 standard library only; needs root for the mounts (those
-cases are skipped otherwise) and the Debian packages lighttpd, curl,
-openssl, build-essential (cc and libc headers for the shim) and mount.
-About 25 s.
+"N passed, M failed, K skipped" (tests/lib/harness.py's Suite, which also
+gives the options; a skip is never a pass).  Stopping the servers and
+unmounting after the cases only adds a FAIL line when something was left
+behind.  Exit status 1 when anything failed.  Python 3 standard library
+only; needs root for the mounts (those cases are skipped otherwise) and
+the Debian packages lighttpd, curl, openssl, build-essential (cc and libc
+headers for the shim) and mount.  About 25 s.
 
-Imports helpers read-only from tests/integration/run.py and
-tests/podio/run.py.  Every server is stopped by its PID, every mount
-unmounted and the temporary tree removed (unless --keep or a failure).
+The fake Podio API is tests/lib/fakepodio.py's.  Every server is stopped
+by its PID, every mount unmounted and the temporary tree removed (unless
+--keep or a failure).
 """
 
-import argparse
 import errno
-import importlib.util
 import json
 import os
 import random
@@ -61,25 +59,16 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
-def load(name, rel):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO,
-                                                                     rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
-
-it = load('podio_hook_integration', 'tests/integration/run.py')
-pod = load('podio_hook_podio', 'tests/podio/run.py')
+from harness import Failure, Skip, form  # noqa: E402
+from harness import expect as check  # noqa: E402
+import fakepodio as pod  # noqa: E402  (the fake Podio)
 
 FORM = 'application/x-www-form-urlencoded'
 TIMEOUT = 3             # [podio] timeout of the hook.verify cases
@@ -94,43 +83,13 @@ DEADLINE = 170          # the whole run, seconds (a watchdog, not a goal)
 
 
 # --------------------------------------------------------------------------
-# Reporting
-
-class Fail(Exception):
-    def __init__(self, why, evidence=()):
-        super().__init__(why)
-        self.why = why
-        self.evidence = list(evidence)
-
-
-class Skip(Exception):
-    pass
-
-
-# Report: tests/lib/harness.py's (ok / FAIL / skip lines, the last line).
-
-
-def check(cond, why, evidence=()):
-    if not cond:
-        raise Fail(why, evidence)
-
-
-# --------------------------------------------------------------------------
 # The temporary world: directories, mounts, processes
 
 class World:
-    def __init__(self, binary, keep):
+    def __init__(self, binary):
         self.top = tempfile.mkdtemp(prefix='podio-hook-faults-')
         os.chmod(self.top, 0o755)
-        self.keep = keep
-        bindir = os.path.join(self.top, 'bin')
-        os.mkdir(bindir)
-        os.chmod(bindir, 0o755)
-        # Our own copy: reachable by www-data, and a path no other run
-        # uses, so any process running it is ours.
-        self.bin = os.path.join(bindir, 'podio-hook.cgi')
-        shutil.copy(binary, self.bin)
-        os.chmod(self.bin, 0o755)
+        self.bin = harness.copy_binary(binary, self.top)
         self.mounts = []        # mount points, unmounted in reverse
         self.servers = []       # Lighttpd, Fake, ... with .stop()
         self.threads = []       # (stop event, thread)
@@ -182,7 +141,7 @@ class World:
         """Processes still running our copy of the binary, killed by PID."""
         deadline = time.monotonic() + wait
         while True:
-            pids = bin_pids(self.bin)
+            pids = harness.pids(self.bin)
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -219,39 +178,6 @@ class World:
                 problems.append(err)
         return problems
 
-    def remove(self):
-        if self.mounts:
-            print('# mounts left, tree kept: %s' % ' '.join(self.mounts))
-            return
-        shutil.rmtree(self.top, ignore_errors=True)
-
-
-def proc_stat(pid):
-    """(ppid, argv0) of pid, or None."""
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as f:
-            stat = f.read()
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            argv0 = f.read().split(b'\0')[0].decode('utf-8', 'replace')
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b')') + 2:].split()
-    return int(fields[1]), argv0
-
-
-def bin_pids(binary, parent=None):
-    out = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        st = proc_stat(int(d))
-        if st is None or st[1] != binary:
-            continue
-        if parent is None or st[0] == parent:
-            out.append(int(d))
-    return out
-
-
 def write_ini(world, d, spool, sync='yes', podio=None, name='podio-hook.ini'):
     text = '[spool]\ndir = %s\nsync = %s\nfile_mode = 0640\n\n' % (spool,
                                                                   sync)
@@ -262,11 +188,7 @@ def write_ini(world, d, spool, sync='yes', podio=None, name='podio-hook.ini'):
     path = os.path.join(d, name)
     with open(path, 'w') as f:
         f.write(text)
-    if world.ids is not None:
-        os.chown(path, 0, world.ids[1])
-        os.chmod(path, 0o640)
-    else:
-        os.chmod(path, 0o600)
+    harness.give_config(path)
     return path
 
 
@@ -316,14 +238,14 @@ class Lighttpd:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise Fail('lighttpd exited with status %s at start'
-                           % self.proc.returncode, self.read_logs().
-                           splitlines()[-10:])
+                raise Failure('lighttpd exited with status %s at start'
+                              % self.proc.returncode, self.read_logs().
+                              splitlines()[-10:])
             code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
             if code.strip() not in ('', '000'):
                 return self
             time.sleep(0.05)
-        raise Fail('lighttpd did not answer within 15 s')
+        raise Failure('lighttpd did not answer within 15 s')
 
     def url(self, query=''):
         return 'http://127.0.0.1:%d/hook%s' % (self.port,
@@ -335,7 +257,7 @@ class Lighttpd:
     def children(self):
         if self.proc is None or self.proc.poll() is not None:
             return []
-        return bin_pids(self.world.bin, self.proc.pid)
+        return harness.pids(self.world.bin, self.proc.pid)
 
     def logs(self):
         return [self.error_log, self.breakage_log, self.stderr_path]
@@ -404,10 +326,6 @@ def curl_post(url, body, d, timeout=30):
         out = b''
     return Answer(int(r.stdout.strip() or 0), out, elapsed,
                   r.stderr.strip() if r.returncode else None)
-
-
-def form(pairs):
-    return it.form(pairs)
 
 
 def cgi_run(world, ini, body, extra_env=None, timeout=30):
@@ -1409,81 +1327,33 @@ CASES = [
 ]
 
 
-class Timeout(Exception):
-    pass
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('-k', dest='only', help='run cases whose name contains '
-                    'this')
-    ap.add_argument('--keep', action='store_true',
-                    help='keep the temporary tree')
-    ap.add_argument('-v', action='store_true', help='tracebacks')
-    o = ap.parse_args()
-    rep = harness.Report()
-    binary = os.path.abspath(o.bin)
-    if not os.access(binary, os.X_OK):
-        rep.fail('setup', '%s is not executable (run make)' % binary)
-        return rep.finish()
-    for tool in ('lighttpd', 'curl'):
-        if shutil.which(tool, path='/usr/sbin:/usr/bin:/sbin:/bin') is None:
-            rep.fail('setup', '%s is not installed' % tool)
-            return rep.finish()
-
-    def on_signal(sig, frame):
-        raise KeyboardInterrupt('signal %d' % sig)
-
-    def on_alarm(sig, frame):
-        raise Timeout('the run exceeded %d s' % DEADLINE)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(DEADLINE)
-    world = World(binary, o.keep)
-    started = time.monotonic()
-    cleanup_problems = []
+    suite = harness.Suite(__doc__, CASES)
+    suite.parse()
+    if not suite.ready(tools=('lighttpd', 'curl')):
+        return suite.finish()
+    world = World(suite.bin)
+    suite.tmp = world.top
+    left = []
     try:
-        for name, fn in CASES:
-            if o.only and o.only not in name:
-                continue
-            t0 = time.monotonic()
-            try:
-                try:
-                    note = fn(world)
-                finally:
-                    # Each case's servers end with it; problems stopping
-                    # them show in the cleanup line.
-                    cleanup_problems += world.stop_servers()
-                rep.ok(name, '%s; %.1f s' % (note, time.monotonic() - t0)
-                       if note else '%.1f s' % (time.monotonic() - t0))
-            except Skip as e:
-                rep.skip(name, str(e))
-            except Fail as e:
-                rep.fail(name, e.why, e.evidence)
-            except Timeout:
-                raise
-            except Exception as e:
-                rep.fail(name, '%s: %s' % (type(e).__name__, e),
-                         traceback.format_exc().splitlines()[-6:]
-                         if o.v else ())
-    except (Timeout, KeyboardInterrupt) as e:
-        rep.fail('run', 'interrupted: %s' % e)
+        # Each case's servers end with it; problems stopping them show in
+        # the cleanup line.
+        suite.run(start=lambda case: world,
+                  stop=lambda w: left.extend(w.stop_servers()),
+                  timed=True, deadline=DEADLINE)
     finally:
-        signal.alarm(0)
-        problems = cleanup_problems + world.close()
+        problems = left + world.close()
         # Not a case of its own: it only fails (a server that outlived its
         # case, a podio-hook process left, a mount not removed).
         if problems:
-            rep.fail('cleanup: servers stopped by PID, no podio-hook process '
-                     'left, mounts removed', problems[0], problems[1:])
-        if rep.failed or o.keep:
-            rep.note('temporary tree kept: %s' % world.top)
-        else:
-            world.remove()
-        rep.note('%.1f s' % (time.monotonic() - started))
-    return rep.finish()
+            suite.rep.fail('cleanup: servers stopped by PID, no podio-hook '
+                           'process left, mounts removed', problems[0],
+                           problems[1:])
+        if world.mounts:  # never remove a tree something is mounted in
+            suite.rep.note('mounts left, tree kept: %s'
+                           % ' '.join(world.mounts))
+            suite.tmp = None
+    return suite.finish()
 
 
 if __name__ == '__main__':

@@ -41,7 +41,6 @@ Every request is made by the curl binary through the server; every verdict
 comes from the spooled line and the fake's request log.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -49,19 +48,13 @@ import secrets
 import stat
 import threading
 import time
-import urllib.parse
 from datetime import datetime, timezone
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-
-# tests/podio/run.py, read-only: the fake's wrapper, the test CA, the
-# credentials the fake accepts and the checks of what the fake saw.
-_spec = importlib.util.spec_from_file_location(
-    'podio_hook_fake_podio_run', os.path.join(REPO, 'tests', 'podio',
-                                              'run.py'))
-P = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(P)
+# tests/lib/fakepodio.py (run.py puts tests/lib on the path): the fake's
+# wrapper, the test CA, the credentials the fake accepts and the checks of
+# what the fake saw.
+import fakepodio as P
+from harness import Failure, form
 
 VARIANTS = ('podio', 'podio-hang')
 TIMEOUT = 3                     # [podio] timeout of both instances
@@ -79,17 +72,6 @@ ALL_HOOKS = (HOOK_OK,) + HOOKS_REUSE + (HOOK_EXPIRED, HOOK_HANG, HOOK_WRONG)
 PREFIX = 'hook.verify via the fake Podio: '
 
 
-class Failure(Exception):
-    def __init__(self, why, evidence=()):
-        super().__init__(why)
-        self.why = why
-        self.evidence = list(evidence)
-
-
-def enc(s):
-    return urllib.parse.quote(s, safe='-_.~')
-
-
 class VCase:
     """What run.py's Harness.curl / check_answer / check_line read."""
 
@@ -98,7 +80,7 @@ class VCase:
         self.status = 200
         self.params = [('type', 'hook.verify'), ('hook_id', str(hook)),
                        ('code', code)]
-        self.body = '&'.join(enc(k) + '=' + enc(v) for k, v in self.params)
+        self.body = form(self.params)
         self.query = ''
         self.method = 'POST'
         self.ctype = FORM

@@ -43,13 +43,13 @@ wrong code, and no code, token or secret in the logs.
 
 Output: one line per case, "ok - SETUP: NAME" or "FAIL - SETUP: NAME: WHY"
 (followed by "# " lines of evidence), and last "N passed, M failed, K
-skipped" (tests/lib/harness.py's Report).  A case that cannot run on this
+skipped" (tests/lib/harness.py's Suite).  A case that cannot run on this
 machine is "skip - SETUP: NAME: WHY" (apache-htaccess's no-config cases
-when /etc/podio-hook.ini exists).
+when /etc/podio-hook.ini exists).  The temporary tree is removed when all
+passed (kept, and named, otherwise or with --keep).
 Exit status 1 when anything failed.  Python 3 standard library only.
 """
 
-import argparse
 import json
 import os
 import re
@@ -60,16 +60,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from datetime import datetime, timedelta, timezone
-
-# Beside this file; also when another suite loads this one as a module.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import podio_verify  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import form  # noqa: E402
+import podio_verify  # noqa: E402  (beside this file)
 
 APACHE_MODULES = '/usr/lib/apache2/modules'
 # The user the servers run CGI / FastCGI programs as when started by root.
@@ -101,16 +98,6 @@ BULK_PARALLEL = 16
 
 # --------------------------------------------------------------------------
 # The case table
-
-def enc(s):
-    """Percent-encodes every byte but unreserved ones (what a browser does)."""
-    return urllib.parse.quote(s, safe='-_.~')
-
-
-def form(pairs):
-    """pairs -> 'k=v&k=v', each key and value percent-encoded."""
-    return '&'.join(enc(k) + '=' + enc(v) for k, v in pairs)
-
 
 class Case:
     """One row: a request, the status it must get and, for a 2xx, the line.
@@ -767,14 +754,7 @@ class Instance:
         path = os.path.join(self.config_dir, 'podio-hook.ini')
         with open(path, 'w') as f:
             f.write(text)
-        # Readable by the server's user, by nobody else: it may hold the
-        # secret, and podio-hook warns about a config others can read.
-        ids = harness.run_ids()
-        if ids is not None:
-            os.chown(path, 0, ids[1])
-            os.chmod(path, 0o640)
-        else:
-            os.chmod(path, 0o600)
+        harness.give_config(path)
         return path
 
     # -- server configs ----------------------------------------------------
@@ -1079,31 +1059,19 @@ def parse_headers(raw):
 
 
 class Harness:
-    def __init__(self, args):
+    def __init__(self, binary, rep):
         self.tmp = tempfile.mkdtemp(prefix='podio-hook-it-')
         os.chmod(self.tmp, 0o755)
-        # A copy of the binary inside the run's own tree: reachable by the
-        # server's user wherever the repository lives, and a path no other
-        # run uses, so leftover processes are ours beyond doubt.
-        bindir = os.path.join(self.tmp, 'bin')
-        os.mkdir(bindir, 0o755)
-        os.chmod(bindir, 0o755)
-        self.bin = os.path.join(bindir, 'podio-hook.cgi')
-        shutil.copy(args.bin, self.bin)
-        os.chmod(self.bin, 0o755)
+        self.bin = harness.copy_binary(binary, self.tmp)
         # Every copy of the binary a server may run (leftovers() looks for
         # processes of each): apache-htaccess puts one in each docroot.
         self.bins = [self.bin]
         self.work = os.path.join(self.tmp, 'work')
         os.mkdir(self.work, 0o700)
-        self.rep = harness.Report()
+        self.rep = rep
         self.seq = 0
 
     # -- reporting (tests/lib/harness.py's Report) -------------------------
-
-    @property
-    def failed(self):
-        return self.rep.failed
 
     def ok(self, setup, name):
         self.rep.ok('%s: %s' % (setup, name))
@@ -1748,18 +1716,7 @@ class Harness:
         """Processes still running our copy of the binary; killed by pid."""
         deadline = time.monotonic() + wait
         while True:
-            pids = []
-            for d in os.listdir('/proc'):
-                if not d.isdigit():
-                    continue
-                try:
-                    with open('/proc/%s/cmdline' % d, 'rb') as f:
-                        argv0 = f.read().split(b'\0')[0].decode('utf-8',
-                                                                'replace')
-                except OSError:
-                    continue
-                if argv0 in self.bins:
-                    pids.append(int(d))
+            pids = harness.pids(lambda argv0: argv0 in self.bins)
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -1769,42 +1726,26 @@ class Harness:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                 'podio-hook.cgi'),
-                   help='the binary under test (default: %(default)s)')
-    p.add_argument('--only', help='comma-separated setups: ' +
-                   ', '.join(SETUPS))
-    p.add_argument('--keep', action='store_true',
-                   help='keep the temporary tree even when all passed')
-    args = p.parse_args()
-    args.bin = os.path.abspath(args.bin)
+    suite = harness.Suite(__doc__, only=False)
+    suite.parser.add_argument('--only', help='comma-separated setups: ' +
+                              ', '.join(SETUPS))
+    args = suite.parse()
     setups = SETUPS
     if args.only:
         setups = [s.strip() for s in args.only.split(',') if s.strip()]
         unknown = [s for s in setups if s not in SETUPS]
         if unknown:
-            p.error('unknown setup %s (known: %s)' % (', '.join(unknown),
-                                                      ', '.join(SETUPS)))
-    if not os.access(args.bin, os.X_OK):
-        p.error('%s is not an executable file (run make first)' % args.bin)
-    for tool in ('curl',):
-        if shutil.which(tool) is None:
-            p.error('%s not found' % tool)
-    h = Harness(args)
+            suite.parser.error('unknown setup %s (known: %s)'
+                               % (', '.join(unknown), ', '.join(SETUPS)))
+    if not suite.ready(tools=('curl',)):
+        return suite.finish()
+    h = Harness(suite.bin, suite.rep)
+    suite.tmp = h.tmp
     cases = build_cases()
-    started = time.monotonic()
-    try:
-        for setup in setups:
-            h.run_setup(setup, cases)
-    finally:
-        took = time.monotonic() - started
-        if h.failed or args.keep:
-            h.rep.note('logs and spools kept in %s' % h.tmp)
-        else:
-            shutil.rmtree(h.tmp, ignore_errors=True)
-        h.rep.note('%.1f s' % took)
-    sys.exit(h.rep.finish())
+    for setup in setups:
+        h.run_setup(setup, cases)
+    return suite.finish()
+
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
 """podio-hook memory tests: no growth under load, valgrind-clean.
 
-    python3 tests/leak/run.py [--bin cgi-bin/podio-hook.cgi] [--only SUBSTR]
-                              [--keep] [--list]
+    python3 tests/leak/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                              [-v]
 
 Cases:
 
   rss-fastcgi-listen      `podio-hook --listen 127.0.0.1:PORT` (sync = no,
                           temporary spool, 4 threads), driven by the small
-                          FastCGI client below: 100 requests and 10,000 of
-                          a mix (valid events of several types, hook.verify
-                          without credentials, rejected requests) to settle
-                          the heap, VmRSS, 10,000 more, VmRSS again.  The
-                          growth must stay within RSS_BOUND_KB and every
-                          valid event must be in the spool.
+                          FastCGI client of tests/lib/fcgiclient.py: 100
+                          requests and 10,000 of a mix (valid events of
+                          several types, hook.verify without credentials,
+                          rejected requests) to settle the heap, VmRSS,
+                          10,000 more, VmRSS again.  The growth must stay
+                          within RSS_BOUND_KB and every valid event must be
+                          in the spool.
   valgrind-fastcgi-listen The same receiver under valgrind memcheck, about
                           2,000 requests of the same mix (bounded in time),
                           then SIGTERM: exit 0, 0 errors, and (valgrind
@@ -38,7 +39,8 @@ would be dropped.
 Prints "ok - name" or "FAIL - name: why" per case ("# " lines carry the
 figures and evidence; "skip - name: why" for a case that cannot run here)
 and, as its last line, "N passed, M failed, K skipped"
-(tests/lib/harness.py's Report); exits 1 when a case failed.  An ASan
+(tests/lib/harness.py's Suite, which also gives the options); exits 1
+when a case failed.  An ASan
 build skips every case, saying why.
 Every process it starts is stopped by its pid.  The temporary directory is
 removed when everything passed (kept, and named, otherwise or with --keep).
@@ -46,25 +48,24 @@ removed when everything passed (kept, and named, otherwise or with --keep).
 Python 3 standard library only; needs valgrind for the valgrind cases.
 """
 
-import argparse
 import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import Failure, Skip, check  # noqa: E402
+from fcgiclient import (FcgiClient, cgi_post, parse_cgi_reply,  # noqa: E402
+                        tail, wait_listening)
 
 # Small, so that "too large" is cheap to send and the largest accepted body
 # (exactly MAX_BODY bytes, part of the mix) is reached during the warm-up.
@@ -102,226 +103,62 @@ VALGRIND = ['valgrind', '--error-exitcode=99', '--leak-check=full',
             '--show-leak-kinds=definite,indirect', '--num-callers=30']
 
 
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Failure(msg % args if args else msg)
-
-
 # --------------------------------------------------------------------------
-# A minimal FastCGI client (the responder role; FastCGI 1.0 records)
-
-FCGI_BEGIN_REQUEST = 1
-FCGI_END_REQUEST = 3
-FCGI_PARAMS = 4
-FCGI_STDIN = 5
-FCGI_STDOUT = 6
-FCGI_STDERR = 7
-FCGI_RESPONDER = 1
-FCGI_KEEP_CONN = 1
-
-
-def fcgi_record(rtype, content, rid=1):
-    out = []
-    pos = 0
-    while True:
-        chunk = content[pos:pos + 65535]
-        pad = -len(chunk) % 8
-        out.append(struct.pack('>BBHHBx', 1, rtype, rid, len(chunk), pad))
-        out.append(chunk)
-        out.append(b'\0' * pad)
-        pos += len(chunk)
-        if pos >= len(content):
-            break
-    return b''.join(out)
-
-
-def fcgi_nv(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack('>I', n | 0x80000000)
-    return length(len(name)) + length(len(value)) + name + value
-
-
-def fcgi_encode(params, body, keep):
-    """One whole request: BEGIN, PARAMS..., empty PARAMS, STDIN..., empty."""
-    pairs = b''.join(fcgi_nv(k.encode(), v.encode())
-                     for k, v in params.items())
-    parts = [fcgi_record(FCGI_BEGIN_REQUEST,
-                         struct.pack('>HB5x', FCGI_RESPONDER,
-                                     FCGI_KEEP_CONN if keep else 0))]
-    if pairs:
-        parts.append(fcgi_record(FCGI_PARAMS, pairs))
-    parts.append(fcgi_record(FCGI_PARAMS, b''))
-    if body:
-        parts.append(fcgi_record(FCGI_STDIN, body))
-    parts.append(fcgi_record(FCGI_STDIN, b''))
-    return b''.join(parts)
-
-
-class FcgiClient:
-    """Sends requests to host:port.  With keep, one connection (FCGI_KEEP_CONN)
-    is reused until the server closes it; without, one per request, as
-    lighttpd and mod_proxy_fcgi do."""
-
-    def __init__(self, port, timeout=30):
-        self.port = port
-        self.timeout = timeout
-        self.kept = None
-
-    def close(self):
-        if self.kept is not None:
-            self.kept.close()
-            self.kept = None
-
-    def _connect(self):
-        s = socket.create_connection(('127.0.0.1', self.port),
-                                     timeout=self.timeout)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def request(self, params, body=b'', keep=False):
-        """-> (status, headers dict (lower-case names), body bytes)."""
-        if keep:
-            if self.kept is None:
-                self.kept = self._connect()
-            s = self.kept
-        else:
-            self.close()
-            s = self._connect()
-        try:
-            s.sendall(fcgi_encode(params, body, keep))
-            out = self._read_reply(s)
-        except Exception:
-            if keep:
-                self.close()
-            raise
-        finally:
-            if not keep:
-                s.close()
-        return parse_cgi_reply(out)
-
-    @staticmethod
-    def _read_reply(s):
-        buf = b''
-        out = []
-        while True:
-            while len(buf) < 8:
-                data = s.recv(65536)
-                if not data:
-                    raise Failure('connection closed before END_REQUEST '
-                                  '(got %r)' % b''.join(out)[:200])
-                buf += data
-            _, rtype, _, clen, pad = struct.unpack('>BBHHBx', buf[:8])
-            while len(buf) < 8 + clen + pad:
-                data = s.recv(65536)
-                if not data:
-                    raise Failure('connection closed inside a record')
-                buf += data
-            content = buf[8:8 + clen]
-            buf = buf[8 + clen + pad:]
-            if rtype == FCGI_STDOUT:
-                out.append(content)
-            elif rtype == FCGI_END_REQUEST:
-                return b''.join(out)
-            elif rtype != FCGI_STDERR:
-                raise Failure('unexpected FastCGI record type %d' % rtype)
-
-
-def parse_cgi_reply(data):
-    head, sep, body = data.partition(b'\r\n\r\n')
-    if not sep:
-        raise Failure('reply without a header end: %r' % data[:200])
-    headers = {}
-    for line in head.split(b'\r\n'):
-        k, _, v = line.decode('latin-1').partition(':')
-        headers[k.strip().lower()] = v.strip()
-    m = re.match(r'(\d{3})', headers.get('status', ''))
-    if not m:
-        raise Failure('reply without a Status header: %r' % data[:200])
-    return int(m.group(1)), headers, body
-
-
-# --------------------------------------------------------------------------
-# The request mix
-
-FORM = 'application/x-www-form-urlencoded'
-
-
-def _post(body, ctype=FORM, query='', clen=None):
-    body = body.encode() if isinstance(body, str) else body
-    env = {'REQUEST_METHOD': 'POST', 'QUERY_STRING': query,
-           'CONTENT_TYPE': ctype,
-           'CONTENT_LENGTH': str(len(body) if clen is None else clen),
-           'REMOTE_ADDR': '192.0.2.7', 'REMOTE_PORT': '40000',
-           'SERVER_PROTOCOL': 'HTTP/1.1', 'SCRIPT_NAME': '/hook',
-           'REQUEST_URI': '/hook' + ('?' + query if query else ''),
-           'SERVER_NAME': 'localhost', 'SERVER_PORT': '80',
-           'GATEWAY_INTERFACE': 'CGI/1.1'}
-    if ctype is None:
-        del env['CONTENT_TYPE']
-    if clen == '':
-        del env['CONTENT_LENGTH']
-    return env, body
+# The request mix (sent with tests/lib/fcgiclient.py)
 
 
 def _big(n):
     """item.update whose body is exactly MAX_BODY bytes (accepted)."""
     head = 'type=item.update&item_id=%d&item_revision_id=3&pad=' % n
-    return _post(head + 'x' * (MAX_BODY - len(head)))
+    return cgi_post(head + 'x' * (MAX_BODY - len(head)))
 
 
 # name -> (builder(n) -> (env, body), status, spooled type, id param).
 # n is unique per request; a valid event carries it in its id param so the
 # spool can be compared with what was sent.
 KINDS = [
-    ('item.create', lambda n: _post(
+    ('item.create', lambda n: cgi_post(
         'type=item.create&item_id=%d&item_revision_id=1&external_id=ext-%d'
         '&hook_id=7' % (n, n)), 200, 'item.create', 'item_id'),
-    ('comment.create', lambda n: _post(
+    ('comment.create', lambda n: cgi_post(
         'type=comment.create&item_id=11&comment_id=%d' % n),
      200, 'comment.create', 'comment_id'),
-    ('file.change', lambda n: _post(
+    ('file.change', lambda n: cgi_post(
         'type=file.change&item_id=%d&action_type=file_created'
         '&file_ids=1%%2C2%%2C3' % n), 200, 'file.change', 'item_id'),
-    ('task.update+query', lambda n: _post(
+    ('task.update+query', lambda n: cgi_post(
         'type=task.update&task_id=%d&hook_id=9' % n, query='hook_id=9'),
      200, 'task.update', 'task_id'),
-    ('tag.add+utf8', lambda n: _post(
+    ('tag.add+utf8', lambda n: cgi_post(
         'type=tag.add&item_id=%d&target_type=item&note=caf%%C3%%A9+%%E2'
         '%%9C%%93%%0A%%22q%%22' % n), 200, 'tag.add', 'item_id'),
     ('item.update-max-body', _big, 200, 'item.update', 'item_id'),
-    ('hook.verify-no-credentials', lambda n: _post(
+    ('hook.verify-no-credentials', lambda n: cgi_post(
         'type=hook.verify&hook_id=%d&code=c0de%d' % (n, n)),
      200, 'hook.verify', 'hook_id'),
-    ('bad-escape', lambda n: _post('type=item.create&item_id=%zz'),
+    ('bad-escape', lambda n: cgi_post('type=item.create&item_id=%zz'),
      400, None, None),
-    ('wrong-content-type', lambda n: _post(
+    ('wrong-content-type', lambda n: cgi_post(
         'type=item.create&item_id=%d' % n, ctype='text/plain'),
      415, None, None),
     # The body is sent, as a web server would, and left unread (413).
-    ('too-large', lambda n: _post('type=item.create&item_id=1&pad=' +
+    ('too-large', lambda n: cgi_post('type=item.create&item_id=1&pad=' +
                                   'y' * (MAX_BODY - 30)), 413, None, None),
     ('GET', lambda n: ({'REQUEST_METHOD': 'GET', 'QUERY_STRING':
                         'type=item.create&item_id=%d' % n,
                         'REMOTE_ADDR': '192.0.2.7',
                         'GATEWAY_INTERFACE': 'CGI/1.1'}, b''),
      405, None, None),
-    ('bad-utf8', lambda n: _post('type=item.create&item_id=%FF%FE'),
+    ('bad-utf8', lambda n: cgi_post('type=item.create&item_id=%FF%FE'),
      400, None, None),
-    ('duplicate-key', lambda n: _post('type=item.create&item_id=1&item_id=2'),
+    ('duplicate-key',
+     lambda n: cgi_post('type=item.create&item_id=1&item_id=2'),
      400, None, None),
-    ('query-body-conflict', lambda n: _post(
+    ('query-body-conflict', lambda n: cgi_post(
         'type=item.create&item_id=1', query='item_id=2'), 400, None, None),
-    ('hook.verify-without-code', lambda n: _post(
+    ('hook.verify-without-code', lambda n: cgi_post(
         'type=hook.verify&hook_id=5'), 400, None, None),
-    ('no-content-length', lambda n: _post('', clen=''), 411, None, None),
+    ('no-content-length', lambda n: cgi_post('', clen=''), 411, None, None),
 ]
 
 
@@ -394,8 +231,8 @@ def check_spool(spool, expected):
 # Processes
 
 class World:
-    def __init__(self, args):
-        self.bin = os.path.abspath(args.bin)
+    def __init__(self, binary):
+        self.bin = binary
         self.tmp = tempfile.mkdtemp(prefix='podio-hook-leak-')
         self.procs = []
         self.n = 0
@@ -452,30 +289,6 @@ class World:
                     pass
                 p.wait()
         self.procs = []
-
-
-def wait_listening(p, port, log, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise Failure('exited with %s before listening: %s'
-                          % (p.returncode, tail(log)))
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise Failure('not listening on %d after %d s: %s'
-                  % (port, seconds, tail(log)))
-
-
-def tail(path, n=8):
-    try:
-        with open(path, 'rb') as f:
-            lines = f.read().decode('utf-8', 'replace').splitlines()
-    except OSError:
-        return '(no log)'
-    return ' | '.join(lines[-n:])
 
 
 def vm_kb(pid, field='VmRSS'):
@@ -746,7 +559,7 @@ def t_valgrind_drain(world, note):
         'type=hook.verify&hook_id=77&code=abc',
     ]
     for ev in events:
-        env, body = _post(ev)
+        env, body = cgi_post(ev)
         r = subprocess.run([world.bin], input=body, capture_output=True,
                            env=cgi_env(ini, env), timeout=20)
         check(b'Status: 200' in r.stdout, 'spooling %s: %r %r', ev,
@@ -807,57 +620,29 @@ def cases():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--bin', default=os.path.join(REPO,
-                                                  'cgi-bin/podio-hook.cgi'))
-    ap.add_argument('--only', help='run the cases whose name contains this')
-    ap.add_argument('--keep', action='store_true',
-                    help='keep the temporary directory')
-    ap.add_argument('--list', action='store_true', help='list the cases')
-    args = ap.parse_args()
-    todo = [c for c in cases() if not args.only or args.only in c[0]]
-    if args.list:
-        for name, _ in todo:
-            print(name)
-        return 0
-    rep = harness.Report()
-    if not os.access(args.bin, os.X_OK):
-        rep.fail('setup', '%s is not an executable (run make)' % args.bin)
-        return rep.finish()
-    if is_asan(args.bin):
+    suite = harness.Suite(__doc__, cases())
+    suite.parse()
+    if not suite.ready():
+        return suite.finish()
+    if is_asan(suite.bin):
         # Every case measures memory of a plain build: ASan's quarantine
         # grows RSS by design and valgrind cannot run an ASan binary.
-        rep.skip_all([name for name, _ in todo],
-                     '%s is an ASan build; the RSS and valgrind cases run '
-                     'on the plain build (make check without SANITIZE=1)'
-                     % args.bin)
-        return rep.finish()
-    world = World(args)
+        suite.rep.skip_all([name for name, _ in suite.selected()],
+                           '%s is an ASan build; the RSS and valgrind cases '
+                           'run on the plain build (make check without '
+                           'SANITIZE=1)' % suite.bin)
+        return suite.finish()
+    world = World(suite.bin)
+    suite.tmp = world.tmp
     try:
-        for name, fn in todo:
-            notes = []
-            try:
-                fn(world, notes.append)
-            except Skip as e:
-                rep.skip(name, str(e))
-            except Failure as e:
-                rep.fail(name, str(e))
-            except Exception:
-                rep.fail(name, traceback.format_exc().strip()
-                         .replace('\n', '\n# '))
-            else:
-                rep.ok(name)
-            finally:
-                world.stop_all()
-            for n in notes:
-                rep.note(n)
+        # A case's figures: '# ' lines after its own line.
+        suite.run(start=lambda case: world,
+                  call=lambda case, w: case[1](w, suite.rep.later),
+                  stop=World.stop_all)
     finally:
         world.stop_all()
-        if rep.failed == 0 and not args.keep:
-            shutil.rmtree(world.tmp, ignore_errors=True)
-        else:
-            rep.note('files kept in %s' % world.tmp)
-    return rep.finish()
+    return suite.finish()
+
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """tests/podio/api.py - `podio-hook api METHOD PATH [--data ...]` against
-the fake Podio API over HTTPS (tests/podio/fake_podio.py).
+the fake Podio API over HTTPS (tests/podio/fake_podio.py, driven by
+tests/lib/fakepodio.py).
 
-    python3 tests/podio/api.py [--bin cgi-bin/podio-hook.cgi] [-k SUBSTR]
-                               [--keep] [-v]
+    python3 tests/podio/api.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                               [-v]
 
 Each case runs the binary as a handler script would, with a config whose
 [podio] points at a fake of its own, and checks what it printed, its exit
@@ -15,40 +16,26 @@ Podio's rate limit (420 with X-Rate-Limit-*, 429 with Retry-After) as exit
 nothing sent.  No token or secret may reach standard error.
 
 Prints "ok - NAME" / "FAIL - NAME: WHY" per case and, as the very last
-line, "N passed, M failed, K skipped".  Exit status 1 when anything failed.
+line, "N passed, M failed, K skipped" (tests/lib/harness.py's Suite, which
+also gives the options).  Exit status 1 when anything failed.
 """
 
-import argparse
-import importlib.util
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-# tests/podio/run.py: the fake's wrapper, the test CA, the credentials the
-# fake accepts and the checks of what it saw.
-_spec = importlib.util.spec_from_file_location(
-    "podio_hook_fake_podio_run", os.path.join(HERE, "run.py"))
-P = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(P)
-
-Failure = P.Failure
-check = P.check
-eq = P.eq
-
-ITEM_1 = {"item_id": 1, "title": "Quarterly report", "app": {"app_id": 55},
-          "fields": [{"external_id": "status", "values": [{"value": "open"}]}],
-          "revision": 3}
-TASK_2 = {"task_id": 2, "text": "Call back", "status": "active"}
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import check, eq  # noqa: E402
+# The fake's wrapper, the test CA, the credentials the fake accepts and
+# the checks of what it saw.
+import fakepodio as P  # noqa: E402  (tests/lib/fakepodio.py)
+from fakepodio import ITEM_1, TASK_2  # noqa: E402
 
 
 def scenario(**over):
@@ -59,30 +46,18 @@ def scenario(**over):
 
 
 class Env(P.Env):
-    """run.py's Env with this suite's scenario."""
+    """fakepodio's Env with this suite's scenario."""
 
     def __init__(self, top, certs, binary, **over):
         super().__init__(top, "api", certs, binary, scenario(**over))
 
     def api(self, *args, stdin=None, ini=None):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        t0 = time.monotonic()
-        p = subprocess.run([self.binary, "--config", ini or self.ini, "api"]
-                           + list(args), env=env,
-                           input=stdin if stdin is not None else b"",
-                           capture_output=True, timeout=60)
-        P.record_stderr("CLI api " + " ".join(args), p.stderr)
-        return P.Result(p.returncode, p.stdout, p.stderr,
-                        time.monotonic() - t0)
+        return self.cli("api", *args, ini=ini, timeout=60,
+                        stdin=stdin if stdin is not None else b"")
 
     def token_requests(self):
         return [e for e in self.fake.requests()
                 if e["path"] == "/oauth/token"]
-
-
-def check_exit(r, want, what):
-    check(r.rc == want, "%s: exit %s, want %s; %s" % (what, r.rc, want,
-                                                     r.describe()))
 
 
 def answered(log, i):
@@ -91,13 +66,7 @@ def answered(log, i):
 
 
 CASES = []
-
-
-def case(name):
-    def reg(fn):
-        CASES.append((name, fn))
-        return fn
-    return reg
+case = harness.registrar(CASES)
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +75,7 @@ def case(name):
       "one token request (app grant), then OAuth2 on the call")
 def t_get(env):
     r = env.api("GET", "/item/1")
-    check_exit(r, 0, "api GET /item/1")
+    P.check_exit(r, 0, "api GET /item/1")
     log = env.fake.requests()
     P.check_sequence(log, [("POST", "/oauth/token", 200),
                            ("GET", "/item/1", 200)])
@@ -125,9 +94,9 @@ def t_get(env):
 @case("a second call reuses the cached token: no new token request; "
       "{spool}/.podio-token has mode 0600")
 def t_reuse(env):
-    check_exit(env.api("GET", "/item/1"), 0, "first call")
+    P.check_exit(env.api("GET", "/item/1"), 0, "first call")
     r = env.api("get", "/task/2")
-    check_exit(r, 0, "second call (method in lower case)")
+    P.check_exit(r, 0, "second call (method in lower case)")
     eq(json.loads(r.out), TASK_2, "second call's output")
     log = env.fake.requests()
     P.check_sequence(log, [("POST", "/oauth/token", 200),
@@ -144,7 +113,7 @@ def t_reuse(env):
 def t_shared_with_verify(env):
     P.check_ok(env.cgi(P.verify_body(42, P.CODE42)))
     r = env.api("GET", "/item/1")
-    check_exit(r, 0, "api after hook.verify")
+    P.check_exit(r, 0, "api after hook.verify")
     P.check_sequence(env.fake.requests(),
                      [("POST", "/oauth/token", 200),
                       ("POST", "/hook/42/verify/validate", 204),
@@ -156,7 +125,7 @@ def t_shared_with_verify(env):
 def t_post(env):
     data = '{"fields": {"title": "New \\u00e9 item"}, "tags": ["a"]}'
     r = env.api("POST", "/item/app/55/", "--data", data)
-    check_exit(r, 0, "api POST")
+    P.check_exit(r, 0, "api POST")
     log = env.fake.requests()
     P.check_sequence(log, [("POST", "/oauth/token", 200),
                            ("POST", "/item/app/55/", 200)])
@@ -173,10 +142,10 @@ def t_put(env):
     with open(path, "w") as f:
         f.write('{"title": "Renamed"}\n')
     r = env.api("PUT", "/item/1", "--data", "@" + path)
-    check_exit(r, 0, "api PUT --data @FILE")
+    P.check_exit(r, 0, "api PUT --data @FILE")
     eq(json.loads(r.out), {"revision": 4}, "PUT answer")
     r = env.api("PUT", "/item/1", "--data=-", stdin=b'{"title": "Again"}')
-    check_exit(r, 0, "api PUT --data=-")
+    P.check_exit(r, 0, "api PUT --data=-")
     eq(json.loads(r.out), {"revision": 5}, "second PUT answer")
     r = env.api("GET", "/item/1")
     got = json.loads(r.out)
@@ -191,10 +160,10 @@ def t_put(env):
       "body on stdout, exit 1, status and Podio's error on stderr")
 def t_delete_then_gone(env):
     r = env.api("DELETE", "/item/1")
-    check_exit(r, 0, "api DELETE")
+    P.check_exit(r, 0, "api DELETE")
     eq(r.out, b"", "stdout of a 204")
     r = env.api("GET", "/item/1")
-    check_exit(r, 1, "api GET of a deleted item")
+    P.check_exit(r, 1, "api GET of a deleted item")
     eq(json.loads(r.out)["error"], "gone", "stdout")
     lines = r.err.decode().splitlines()
     eq(len(lines), 1, "stderr lines %r" % lines)
@@ -210,7 +179,7 @@ def t_not_found(env):
                               ("/item/410", 410, "gone"),
                               ("/form/77", 404, "not_found")):
         r = env.api("GET", path)
-        check_exit(r, 1, "api GET " + path)
+        P.check_exit(r, 1, "api GET " + path)
         e = r.err.decode()
         check(("HTTP %d: %s: " % (status, err)) in e, "stderr: %r" % e)
         eq(json.loads(r.out)["error"], err, "stdout of " + path)
@@ -219,10 +188,10 @@ def t_not_found(env):
 @case("expired token: 401 expired_token, refresh_token grant once, the "
       "call repeated -> exit 0")
 def t_expired(env):
-    check_exit(env.api("GET", "/item/1"), 0, "first call")
+    P.check_exit(env.api("GET", "/item/1"), 0, "first call")
     env.fake.update(expire_all_tokens_now=1)
     r = env.api("GET", "/task/2")
-    check_exit(r, 0, "call with an expired token")
+    P.check_exit(r, 0, "call with an expired token")
     eq(json.loads(r.out), TASK_2, "output after renewal")
     log = env.fake.requests()
     P.check_sequence(log, [("POST", "/oauth/token", 200),
@@ -240,7 +209,7 @@ def t_expired(env):
 def t_rejected_twice(env):
     env.fake.update(reject_all_tokens=True)
     r = env.api("GET", "/item/1")
-    check_exit(r, 1, "api GET")
+    P.check_exit(r, 1, "api GET")
     check("expired_token" in r.err.decode(), "stderr: %r" % r.err)
     P.check_sequence(env.fake.requests(),
                      [("POST", "/oauth/token", 200),
@@ -254,13 +223,13 @@ def t_rejected_twice(env):
 def t_rate_420(env):
     env.fake.update(rate_limit={"after": 1, "limit": 250})
     r = env.api("GET", "/item/1")
-    check_exit(r, 0, "first call (under the limit)")
+    P.check_exit(r, 0, "first call (under the limit)")
     log = env.fake.requests()
     eq(log[1]["response_headers"], {"X-Rate-Limit-Limit": "250",
                                     "X-Rate-Limit-Remaining": "249"},
        "rate-limit headers of an answered call")
     r = env.api("GET", "/item/1")
-    check_exit(r, 3, "second call (rate-limited)")
+    P.check_exit(r, 3, "second call (rate-limited)")
     eq(json.loads(r.out)["error"], "rate_limit", "stdout")
     e = r.err.decode()
     m = re.search(r"podio-hook: api: Podio's rate limit \(limit 250, "
@@ -277,7 +246,7 @@ def t_rate_420(env):
 def t_rate_429(env):
     env.fake.update(rate_limit={"status": 429, "retry_after": 120})
     r = env.api("POST", "/item/app/55/", "--data", "{}")
-    check_exit(r, 3, "api POST")
+    P.check_exit(r, 3, "api POST")
     e = r.err.decode()
     check("it resets in 120 s, at " in e and "HTTP 429" in e,
           "stderr: %r" % e)
@@ -289,7 +258,7 @@ def t_rate_429(env):
 def t_rate_token(env):
     env.fake.update(rate_limit={"on": ["token"]})
     r = env.api("GET", "/item/1")
-    check_exit(r, 3, "api GET")
+    P.check_exit(r, 3, "api GET")
     eq(r.out, b"", "stdout")
     check("rate limit" in r.err.decode(), "stderr: %r" % r.err)
     P.check_sequence(env.fake.requests(), [("POST", "/oauth/token", 420)])
@@ -300,7 +269,7 @@ def t_rate_token(env):
 def t_html(env):
     env.fake.update(html_error={"on": ["object"]})
     r = env.api("GET", "/item/1")
-    check_exit(r, 1, "api GET")
+    P.check_exit(r, 1, "api GET")
     log = env.fake.requests()
     eq(r.out, answered(log, 1), "stdout (the page ends in a newline)")
     check("HTTP 500: non-JSON answer" in r.err.decode(), "stderr: %r" % r.err)
@@ -312,7 +281,7 @@ def t_network(env):
     port = P.harness.free_port()
     ini = env.config("closed.ini", api_url="https://127.0.0.1:%d" % port)
     r = env.api("GET", "/item/1", ini=ini)
-    check_exit(r, 1, "api GET")
+    P.check_exit(r, 1, "api GET")
     eq(r.out, b"", "stdout")
     check("127.0.0.1:%d" % port in r.err.decode(), "stderr: %r" % r.err)
 
@@ -330,7 +299,7 @@ def t_bad_json(env):
                         (("--data", "-"), b"not json"),
                         (("--data", "{} x"), None)):
         r = env.api("POST", "/item/app/55/", *args, stdin=stdin)
-        check_exit(r, 2, "api POST %r" % (args,))
+        P.check_exit(r, 2, "api POST %r" % (args,))
         check(r.err.startswith(b"podio-hook: api: "), "stderr: %r" % r.err)
     eq(env.fake.requests(), [], "requests at the fake")
 
@@ -345,11 +314,11 @@ def t_usage(env):
                  ("POST", "/x", "--data", "{}", "--data", "{}"),
                  ("GET", "/" + "x" * 1024)):
         r = env.api(*args)
-        check_exit(r, 2, "api %r" % (args,))
+        P.check_exit(r, 2, "api %r" % (args,))
         eq(len(r.err.decode().splitlines()), 1, "stderr lines of %r: %r"
            % (args, r.err))
     r = env.api("--help")
-    check_exit(r, 0, "api --help")
+    P.check_exit(r, 0, "api --help")
     check(r.out.startswith(b"usage: podio-hook api METHOD PATH"),
           "usage: %r" % r.out)
     eq(env.fake.requests(), [], "requests at the fake")
@@ -359,7 +328,7 @@ def t_usage(env):
 def t_no_creds(env):
     ini = env.config("nocreds.ini", creds=None)
     r = env.api("GET", "/item/1", ini=ini)
-    check_exit(r, 2, "api GET")
+    P.check_exit(r, 2, "api GET")
     check("credentials" in r.err.decode(), "stderr: %r" % r.err)
     eq(env.fake.requests(), [], "requests at the fake")
 
@@ -406,97 +375,11 @@ def t_readme_handler(env):
        "the item's revision after the handler")
 
 
-def no_secret_in_stderr():
-    leaks = []
-    for case_name, what, text in P.STDERRS:
-        for value, kind in P.SECRETS.items():
-            pat = r"(?<![A-Za-z0-9_-])%s(?![A-Za-z0-9_-])" % re.escape(value)
-            if re.search(pat, text):
-                leaks.append("%s in stderr of %s [%s]" % (kind, what,
-                                                          case_name[:40]))
-    check(P.STDERRS, "no stderr collected")
-    check(any(k == "access token" for k in P.SECRETS.values()),
-          "no token was ever issued, nothing to look for")
-    check(not leaks, "; ".join(leaks[:5]))
-
-
-# ---------------------------------------------------------------------------
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "cgi-bin",
-                                                  "podio-hook.cgi"))
-    ap.add_argument("-k", "--only", dest="only",
-                    help="run cases whose name contains this")
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("-v", action="store_true", help="traceback on failure")
-    o = ap.parse_args()
-    binary = os.path.abspath(o.bin)
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def report(name, err, skip=False):
-        if skip:
-            counts["skipped"] += 1
-            print("skip - %s: %s" % (name, err), flush=True)
-        elif err is None:
-            counts["passed"] += 1
-            print("ok - %s" % name, flush=True)
-        else:
-            counts["failed"] += 1
-            print("FAIL - %s: %s" % (name, err), flush=True)
-
-    def summary():
-        print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped"
-              % counts)
-        return 1 if counts["failed"] or not counts["passed"] else 0
-
-    top = tempfile.mkdtemp(prefix="podio-hook-api-")
-    try:
-        if not os.access(binary, os.X_OK):
-            report("setup", "no binary at %s (run make)" % binary)
-            return summary()
-        if shutil.which("openssl") is None:
-            report("setup", "openssl is not installed")
-            return summary()
-        os.mkdir(os.path.join(top, "certs"))
-        certs = P.Certs(os.path.join(top, "certs"))
-        for name, fn in CASES:
-            if o.only and o.only not in name:
-                continue
-            P.CURRENT[0] = name
-            env = None
-            err = None
-            try:
-                env = Env(top, certs, binary)
-                fn(env)
-            except Failure as e:
-                err = str(e)
-            except Exception as e:
-                err = "%s: %s" % (type(e).__name__, e)
-                if o.v:
-                    traceback.print_exc()
-            finally:
-                if env is not None:
-                    try:
-                        env.close()
-                    except Exception as e:
-                        err = err or "cleanup: %r" % e
-            report(name, err)
-        name = "no token, code or secret on the binary's stderr (all runs)"
-        if not o.only or o.only in name:
-            try:
-                no_secret_in_stderr()
-                report(name, None)
-            except Failure as e:
-                report(name, str(e))
-    finally:
-        for p in list(P.PROCS.values()):
-            P.stop_pid(p)
-        if o.keep:
-            print("# kept %s" % top, file=sys.stderr)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
-    return summary()
+    return P.run_suite(
+        __doc__, CASES, "podio-hook-api-",
+        lambda case, top, certs, binary: Env(top, certs, binary),
+        last="no token, code or secret on the binary's stderr (all runs)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """tests/podio/fetch.py - `drain --fetch` (and with --coalesce) against the
-fake Podio API over HTTPS (tests/podio/fake_podio.py).
+fake Podio API over HTTPS (tests/podio/fake_podio.py, driven by
+tests/lib/fakepodio.py).
 
-    python3 tests/podio/fetch.py [--bin cgi-bin/podio-hook.cgi] [-k SUBSTR]
-                                 [--keep] [-v]
+    python3 tests/podio/fetch.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                 [-v]
 
 Each case fills a spool with events by the real binary run as CGI, runs
 `drain --fetch` as a cron job would, and checks the lines handed over byte
@@ -14,36 +15,25 @@ rate limit as exit 3 with nothing counted against the events, other fetch
 failures as failed attempts whose last_error starts "fetch:".
 
 Prints "ok - NAME" / "FAIL - NAME: WHY" per case and, as the very last
-line, "N passed, M failed, K skipped".  Exit status 1 when anything failed.
+line, "N passed, M failed, K skipped" (tests/lib/harness.py's Suite, which
+also gives the options).  Exit status 1 when anything failed.
 """
 
-import argparse
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-_spec = importlib.util.spec_from_file_location(
-    "podio_hook_fake_podio_run", os.path.join(HERE, "run.py"))
-P = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(P)
-
-Failure = P.Failure
-check = P.check
-eq = P.eq
-
-ITEM_1 = {"item_id": 1, "title": "Quarterly report", "app": {"app_id": 55},
-          "fields": [{"external_id": "status", "values": [{"value": "open"}]}],
-          "revision": 3}
-TASK_2 = {"task_id": 2, "text": "Call back", "status": "active"}
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import Failure, check, eq  # noqa: E402
+# The fake's wrapper, the test CA, the credentials the fake accepts and
+# the checks of what it saw.
+import fakepodio as P  # noqa: E402  (tests/lib/fakepodio.py)
+from fakepodio import ITEM_1, TASK_2  # noqa: E402
 
 
 def scenario(**over):
@@ -103,13 +93,7 @@ def fetched(line, path, status, body):
 
 
 CASES = []
-
-
-def case(name):
-    def reg(fn):
-        CASES.append((name, fn))
-        return fn
-    return reg
+case = harness.registrar(CASES)
 
 
 @case("print mode: each type's object attached as the last key, byte for "
@@ -359,59 +343,9 @@ def t_readme_handler(env):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "cgi-bin",
-                                                  "podio-hook.cgi"))
-    ap.add_argument("-k", "--only", dest="only")
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("-v", action="store_true")
-    o = ap.parse_args()
-    binary = os.path.abspath(o.bin)
-    rep = P.harness.Report()
-
-    def report(name, err):
-        if err is None:
-            rep.ok(name)
-        else:
-            rep.fail(name, err)
-
-    top = tempfile.mkdtemp(prefix="podio-hook-fetch-")
-    t0 = time.monotonic()
-    try:
-        if not os.access(binary, os.X_OK):
-            report("setup", "no binary at %s (run make)" % binary)
-            return rep.finish()
-        os.mkdir(os.path.join(top, "certs"))
-        certs = P.Certs(os.path.join(top, "certs"))
-        for name, fn in CASES:
-            if o.only and o.only not in name:
-                continue
-            P.CURRENT[0] = name
-            env = None
-            err = None
-            try:
-                env = Env(top, certs, binary)
-                fn(env)
-            except Failure as e:
-                err = str(e)
-            except Exception as e:
-                err = "%s: %s" % (type(e).__name__, e)
-                if o.v:
-                    traceback.print_exc()
-            finally:
-                if env is not None:
-                    try:
-                        env.close()
-                    except Exception as e:
-                        err = err or "cleanup: %r" % e
-            report(name, err)
-    finally:
-        rep.note("%.1f s" % (time.monotonic() - t0))
-        if rep.failed == 0 and not o.keep:
-            shutil.rmtree(top, ignore_errors=True)
-        else:
-            rep.note("kept %s" % top)
-    return rep.finish()
+    return P.run_suite(
+        __doc__, CASES, "podio-hook-fetch-",
+        lambda case, top, certs, binary: Env(top, certs, binary))
 
 
 if __name__ == "__main__":

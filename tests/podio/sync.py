@@ -2,8 +2,8 @@
 """tests/podio/sync.py - hooks as configuration: `podio-hook hook sync`
 against the fake Podio API, with the receiver behind a real lighttpd.
 
-    python3 tests/podio/sync.py [--bin cgi-bin/podio-hook.cgi] [-k SUBSTR]
-                                [--keep] [-v]
+    python3 tests/podio/sync.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                [-v]
 
 The loop closes as in production: [hook NAME] sections in the config,
 `hook sync` lists each declared ref, creates what is missing and requests
@@ -22,11 +22,11 @@ usage and config errors exit 2 with nothing sent.
 As root, lighttpd runs the receiver as www-data and the command line runs
 as www-data too (the spool's owner).  Prints "ok - NAME" / "FAIL - NAME:
 WHY" / "skip - NAME: WHY" per case and, as the very last line, "N passed,
-M failed, K skipped".  Exit status 1 when anything failed.
+M failed, K skipped" (tests/lib/harness.py's Suite, which also gives the
+options).  Exit status 1 when anything failed.  The fake and the checks of
+what it saw: tests/lib/fakepodio.py.
 """
 
-import argparse
-import importlib.util
 import json
 import os
 import re
@@ -35,21 +35,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-_spec = importlib.util.spec_from_file_location(
-    "podio_hook_fake_podio_run", os.path.join(HERE, "run.py"))
-P = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(P)
-harness = P.harness
-
-Failure = P.Failure
-check = P.check
-eq = P.eq
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import Failure, check, eq  # noqa: E402
+# The fake's wrapper, the test CA, the credentials the fake accepts and
+# the checks of what it saw.
+import fakepodio as P  # noqa: E402  (tests/lib/fakepodio.py)
 
 SECRET = "sync-5ecret-1d9f"
 # [podio] timeout: a verify/request waits for the fake's post to the
@@ -108,12 +103,7 @@ class World:
         text += extra + "[log]\nlevel = info\n"
         with open(self.ini, "w") as f:
             f.write(text)
-        ids = harness.run_ids()
-        if ids is not None:
-            os.chown(self.ini, 0, ids[1])
-            os.chmod(self.ini, 0o640)
-        else:
-            os.chmod(self.ini, 0o600)
+        harness.give_config(self.ini)
 
     def start_receiver(self):
         run = os.path.join(self.dir, "run")
@@ -202,11 +192,6 @@ class World:
             return [json.loads(line) for line in f]
 
 
-def check_exit(r, want, what):
-    check(r.rc == want, "%s: exit %s, want %s; %s" % (what, r.rc, want,
-                                                     r.describe()))
-
-
 def lines(r):
     return r.out.decode().splitlines()
 
@@ -245,7 +230,7 @@ def case(name, receiver=False):
       receiver=True)
 def t_fresh(w):
     r = w.sync()
-    check_exit(r, 1, "first sync")
+    P.check_exit(r, 1, "first sync")
     eq(lines(r), ["item-create 1001 inactive created",
                   "task-update 1002 inactive created"], "first sync's lines")
     eq(w.calls(), [("GET", "/hook/app/100/", 200),
@@ -274,7 +259,7 @@ def t_fresh(w):
     eq(w.hook_states(), {1001: "active", 1002: "active"}, "hooks at the fake")
     before = len(log)
     r = w.sync()
-    check_exit(r, 0, "second sync")
+    P.check_exit(r, 0, "second sync")
     eq(lines(r), ["item-create 1001 active ok",
                   "task-update 1002 active ok"], "second sync's lines")
     eq([(e["method"], e["path"]) for e in w.fake.requests()[before:]],
@@ -289,7 +274,7 @@ def t_reverify(w):
     eq(w.fake.set_hook_status(1001, "inactive")["status"], "inactive",
        "control answer")
     r = w.sync()
-    check_exit(r, 1, "sync")
+    P.check_exit(r, 1, "sync")
     eq(lines(r), ["item-create 1001 inactive verify-requested",
                   "task-update 1002 active ok"], "lines")
     eq(w.calls(), [("GET", "/hook/app/100/", 200),
@@ -300,7 +285,7 @@ def t_reverify(w):
     check_delivery(w, d, 1001, 200)
     eq(w.hook_states(), {1001: "active", 1002: "active"}, "hooks after")
     r = w.sync()
-    check_exit(r, 0, "next sync")
+    P.check_exit(r, 0, "next sync")
     eq(lines(r), ["item-create 1001 active ok",
                   "task-update 1002 active ok"], "next sync's lines")
 
@@ -310,7 +295,7 @@ def t_reverify(w):
 def t_receiver_down(w):
     for run in ("first", "second"):
         r = w.sync()
-        check_exit(r, 1, run + " sync")
+        P.check_exit(r, 1, run + " sync")
         eq(lines(r), ["item-create 1001 inactive verify-requested",
                       "task-update 1002 active ok"], run + " sync's lines")
     eq(w.hook_states(), {1001: "inactive", 1002: "active"}, "hooks after")
@@ -350,12 +335,12 @@ def t_readme_gauges(w):
       "is deleted")
 def t_prune(w):
     r = w.sync()
-    check_exit(r, 0, "sync without --prune")
+    P.check_exit(r, 0, "sync without --prune")
     eq(lines(r), ["item-create 1001 active ok",
                   "task-update 1005 active ok"], "lines without --prune")
     check(all(c[0] == "GET" for c in w.calls()), "calls: %r" % w.calls())
     r = w.sync("--prune")
-    check_exit(r, 0, "sync --prune")
+    P.check_exit(r, 0, "sync --prune")
     eq(lines(r), ["item-create 1001 active ok",
                   "task-update 1005 active ok",
                   "- 1002 active deleted",
@@ -383,7 +368,7 @@ PRUNE_SEEDS = [
 def t_dry_run(w):
     before = w.fake.hooks()
     r = w.sync("--dry-run", "--prune")
-    check_exit(r, 1, "sync --dry-run --prune")
+    P.check_exit(r, 1, "sync --dry-run --prune")
     eq(lines(r), ["item-create 1001 active ok",
                   "item-update 1008 inactive would-verify",
                   "comment-create - - would-create",
@@ -400,7 +385,7 @@ def t_dry_run(w):
       "ref_id, type, url (null where unknown)")
 def t_json(w):
     r = w.sync("--json", "--dry-run", "--prune")
-    check_exit(r, 1, "sync --json")
+    P.check_exit(r, 1, "sync --json")
     eq(r.out.count(b"\n"), 1, "one line of JSON")
     got = json.loads(r.out)
     u = w.url
@@ -424,7 +409,7 @@ def t_json(w):
       "the 420; stderr gives the limit and when it resets")
 def t_rate_list(w):
     r = w.sync()
-    check_exit(r, 3, "sync")
+    P.check_exit(r, 3, "sync")
     eq(r.out, b"", "stdout")
     e = r.err.decode()
     check(re.search(r"hook sync: Podio's rate limit \(limit 250, remaining "
@@ -437,7 +422,7 @@ def t_rate_list(w):
       "after the 420")
 def t_rate_create(w):
     r = w.sync()
-    check_exit(r, 3, "sync")
+    P.check_exit(r, 3, "sync")
     eq(lines(r), ["item-create 1001 active ok"], "lines")
     eq(w.calls(), [("GET", "/hook/app/100/", 200),
                    ("GET", "/hook/space/7/", 200),
@@ -448,7 +433,7 @@ def t_rate_create(w):
       "120 s', the --json array holds what was done")
 def t_rate_429(w):
     r = w.sync("--json")
-    check_exit(r, 3, "sync --json")
+    P.check_exit(r, 3, "sync --json")
     got = json.loads(r.out)
     eq([(o["name"], o["action"]) for o in got], [("item-create", "ok")],
        "what was done")
@@ -462,7 +447,7 @@ def t_rate_429(w):
       "stderr, the other hooks still synced, exit 1")
 def t_failed(w):
     r = w.sync()
-    check_exit(r, 1, "sync")
+    P.check_exit(r, 1, "sync")
     eq(lines(r), ["item-create - - failed", "task-update 1002 active ok"],
        "lines")
     e = r.err.decode()
@@ -474,7 +459,7 @@ def t_failed(w):
 def t_usage(w):
     for args in (("--bogus",), ("extra",), ("--json=yes",)):
         r = w.sync(*args)
-        check_exit(r, 2, "hook sync %s" % " ".join(args))
+        P.check_exit(r, 2, "hook sync %s" % " ".join(args))
         check(r.err.strip(), "nothing on stderr")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     for args in (("list", "--dry-run", "app", "1"), ("verify", "--prune",
@@ -492,14 +477,14 @@ def t_usage(w):
         f.write(text.split("[hook ")[0] + "[log]\nlevel = info\n")
     os.chmod(nohooks, 0o644)
     r = w.sync(ini=nohooks)
-    check_exit(r, 2, "sync without [hook] sections")
+    P.check_exit(r, 2, "sync without [hook] sections")
     check(b"no [hook NAME] section" in r.err, "stderr: %r" % r.err)
     bad = os.path.join(w.dir, "bad.ini")
     with open(bad, "w") as f:
         f.write(text.replace("type = item.create", "type = item.created"))
     os.chmod(bad, 0o644)
     r = w.sync(ini=bad)
-    check_exit(r, 2, "sync with a bad [hook] section")
+    P.check_exit(r, 2, "sync with a bad [hook] section")
     check(re.search(r"bad\.ini:\d+: \[hook item-create\] type: ",
                     r.err.decode()), "stderr: %r" % r.err)
     eq(w.fake.requests(), [], "requests at the fake")
@@ -545,120 +530,38 @@ SETUPS = {
 }
 
 
-def no_secret_in_stderr():
-    leaks = []
-    for case_name, what, text in P.STDERRS:
-        for value, kind in P.SECRETS.items():
-            pat = r"(?<![A-Za-z0-9_-])%s(?![A-Za-z0-9_-])" % re.escape(value)
-            if re.search(pat, text):
-                leaks.append("%s in stderr of %s [%s]" % (kind, what,
-                                                          case_name[:40]))
-    check(P.STDERRS, "no stderr collected")
-    check(any(k == "access token" for k in P.SECRETS.values()),
-          "no token was ever issued, nothing to look for")
-    check(not leaks, "; ".join(leaks[:5]))
+def start(case, top, certs, binary):
+    """A World with the case's fake, config and (when it asks) receiver."""
+    name, fn, receiver = case
+    hooks, seeds, sc = SETUPS[fn]
+    w = World(top, certs, binary)
+    try:
+        w.start_fake(seeds, **sc)
+        w.write_config(hooks)
+        if receiver:
+            w.start_receiver()
+    except BaseException:
+        w.close()
+        raise
+    return w
 
 
-# ---------------------------------------------------------------------------
+def call(case, w):
+    """Runs the case; a failure shows the receiver's log when it ran."""
+    try:
+        case[1](w)
+    except Failure as e:
+        if w.server is None:
+            raise
+        raise Failure(e.why + "; server log: " + w.logs(), e.evidence)
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(ROOT, "cgi-bin",
-                                                  "podio-hook.cgi"))
-    ap.add_argument("-k", "--only", dest="only",
-                    help="run cases whose name contains this")
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("-v", action="store_true", help="traceback on failure")
-    o = ap.parse_args()
-    binary = os.path.abspath(o.bin)
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def report(name, err, skip=False):
-        if skip:
-            counts["skipped"] += 1
-            print("skip - %s: %s" % (name, err), flush=True)
-        elif err is None:
-            counts["passed"] += 1
-            print("ok - %s" % name, flush=True)
-        else:
-            counts["failed"] += 1
-            print("FAIL - %s: %s" % (name, err), flush=True)
-
-    def summary():
-        print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped"
-              % counts)
-        return 1 if counts["failed"] or not counts["passed"] else 0
-
-    top = tempfile.mkdtemp(prefix="podio-hook-sync-")
-    os.chmod(top, 0o755)
-    try:
-        if not os.access(binary, os.X_OK):
-            report("setup", "no binary at %s (run make)" % binary)
-            return summary()
-        # Our own copy, which lighttpd's www-data (and hook sync, run as
-        # www-data) can reach wherever the checkout lives (a fresh
-        # machine's /root is mode 0700).
-        bindir = os.path.join(top, "bin")
-        os.mkdir(bindir)
-        os.chmod(bindir, 0o755)
-        shutil.copy(binary, os.path.join(bindir, "podio-hook.cgi"))
-        binary = os.path.join(bindir, "podio-hook.cgi")
-        os.chmod(binary, 0o755)
-        for tool in ("openssl", "lighttpd", "curl"):
-            if shutil.which(tool) is None and not os.path.exists(
-                    "/usr/sbin/" + tool):
-                report("setup", "%s is not installed" % tool)
-                return summary()
-        certs_dir = os.path.join(top, "certs")
-        os.mkdir(certs_dir)
-        os.chmod(certs_dir, 0o755)
-        certs = P.Certs(certs_dir)
-        os.chmod(certs.ca, 0o644)  # the receiver (www-data) reads it
-        for name, fn, receiver in CASES:
-            if o.only and o.only not in name:
-                continue
-            P.CURRENT[0] = name
-            w = None
-            err = None
-            try:
-                hooks, seeds, sc = SETUPS[fn]
-                w = World(top, certs, binary)
-                w.start_fake(seeds, **sc)
-                w.write_config(hooks)
-                if receiver:
-                    w.start_receiver()
-                fn(w)
-            except Failure as e:
-                err = str(e)
-                if w is not None and w.server is not None:
-                    err += "; server log: " + w.logs()
-            except Exception as e:
-                err = "%s: %s" % (type(e).__name__, e)
-                if o.v:
-                    traceback.print_exc()
-            finally:
-                if w is not None:
-                    try:
-                        w.close()
-                    except Exception as e:
-                        err = err or "cleanup: %r" % e
-            report(name, err)
-        name = ("no token, code or secret on stderr (the command's and the "
-                "receiver's)")
-        if not o.only or o.only in name:
-            try:
-                no_secret_in_stderr()
-                report(name, None)
-            except Failure as e:
-                report(name, str(e))
-    finally:
-        for p in list(P.PROCS.values()):
-            P.stop_pid(p)
-        if o.keep:
-            print("# kept %s" % top, file=sys.stderr)
-        else:
-            shutil.rmtree(top, ignore_errors=True)
-    return summary()
+    return P.run_suite(
+        __doc__, CASES, "podio-hook-sync-", start, stop=World.close, call=call,
+        tools=("openssl", "lighttpd", "curl"),
+        last="no token, code or secret on stderr (the command's and the "
+        "receiver's)")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,15 @@
 threads, group commit, [podio] inline_verifications) and the --listen log
 lines and SIGHUP reload.
 
-    python3 tests/threads/run.py [--bin cgi-bin/podio-hook.cgi] [-k SUBSTR]
-                                 [--keep]
+    python3 tests/threads/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                 [-v]
 
 Real servers only: lighttpd with the shipped
 lighttpd/podio-hook-fastcgi.conf (only its var.podio_hook_* values
 replaced), `podio-hook --listen` driven by a small FastCGI client
-(tests/leak/run.py's), the fake Podio API over HTTPS
-(tests/podio/fake_podio.py), curl for HTTP, `podio-hook drain` for the
-consumer side.  Cases:
+(tests/lib/fcgiclient.py), the fake Podio API over HTTPS
+(tests/podio/fake_podio.py, driven by tests/lib/fakepodio.py), curl for
+HTTP, `podio-hook drain` for the consumer side.  Cases:
 
   threads-at-once      one --listen process, [receiver] threads = 4,
                        inline_verifications = 3, validate hanging: three
@@ -55,14 +55,13 @@ UBSAN_OPTIONS log_path); any report fails the run.
 
 Prints "ok - NAME", "skip - NAME: WHY" or "FAIL - NAME: WHY" (then "#"
 lines of evidence) per case and, as its last line, "N passed, M failed,
-K skipped".  Exit status 1 when anything failed.  Python 3 standard
+K skipped" (tests/lib/harness.py's Suite, which also gives the options).
+Exit status 1 when anything failed.  Python 3 standard
 library only; needs lighttpd, curl, openssl, cc (for the shim).  As root
 the servers run podio-hook as www-data.  About 40 s (a few minutes under
 ThreadSanitizer).
 """
 
-import argparse
-import importlib.util
 import json
 import os
 import re
@@ -73,25 +72,15 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
-
-
-def load(name, rel):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO,
-                                                                     rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pod = load('podio_hook_podio', 'tests/podio/run.py')     # the fake Podio
-leak = load('podio_hook_leak', 'tests/leak/run.py')      # FastCGI client
+from harness import Failure, Skip, form  # noqa: E402
+from harness import expect as check  # noqa: E402
+import fakepodio as pod  # noqa: E402  (the fake Podio)
+import fcgiclient  # noqa: E402  (a FastCGI client)
 
 FORM = 'application/x-www-form-urlencoded'
 TIMEOUT = 3             # [podio] timeout where a validate hangs
@@ -104,25 +93,6 @@ DEADLINE = 600          # the whole run, seconds (a watchdog, not a goal)
 
 
 # --------------------------------------------------------------------------
-# Reporting
-
-class Fail(Exception):
-    def __init__(self, why, evidence=()):
-        super().__init__(why)
-        self.why = why
-        self.evidence = list(evidence)
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, why, evidence=()):
-    if not cond:
-        raise Fail(why, evidence)
-
-
-# --------------------------------------------------------------------------
 # The temporary world
 
 def nm_has(binary, symbol):
@@ -131,16 +101,10 @@ def nm_has(binary, symbol):
 
 
 class World:
-    def __init__(self, binary, keep):
+    def __init__(self, binary):
         self.top = tempfile.mkdtemp(prefix='podio-hook-threads-')
         os.chmod(self.top, 0o755)
-        self.keep = keep
-        bindir = self.sub('bin')
-        # Our own copy, reachable by www-data; any process running it is
-        # ours.
-        self.bin = os.path.join(bindir, 'podio-hook.cgi')
-        shutil.copy(binary, self.bin)
-        os.chmod(self.bin, 0o755)
+        self.bin = harness.copy_binary(binary, self.top)
         self.ids = harness.run_ids()
         self.tsan = nm_has(binary, '__tsan_init')
         self.asan = nm_has(binary, '__asan_init')
@@ -212,21 +176,6 @@ class World:
                 out.append((f, fh.read().decode('utf-8', 'replace')))
         return out
 
-    def bin_pids(self):
-        pids = []
-        for d in os.listdir('/proc'):
-            if not d.isdigit():
-                continue
-            try:
-                with open('/proc/%s/cmdline' % d, 'rb') as f:
-                    argv0 = f.read().split(b'\0')[0].decode('utf-8',
-                                                             'replace')
-            except OSError:
-                continue
-            if argv0 == self.bin:
-                pids.append(int(d))
-        return pids
-
     def stop_all(self):
         """Stops what the case started, by PID; -> problems."""
         problems = []
@@ -241,10 +190,10 @@ class World:
         # lighttpd stops its FastCGI processes; give them time to finish
         # (longer under ThreadSanitizer, which checks at exit).
         deadline = time.monotonic() + 10
-        left = self.bin_pids()
+        left = harness.pids(self.bin)
         while left and time.monotonic() < deadline:
             time.sleep(0.1)
-            left = self.bin_pids()
+            left = harness.pids(self.bin)
         if left:
             harness.sigkill_pids(left)
             problems.append('podio-hook processes %s outlived their '
@@ -267,11 +216,7 @@ def write_ini(world, d, spool, sync='yes', receiver=None, podio=None,
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         f.write(text)
-    if world.ids is not None:
-        os.chown(tmp, 0, world.ids[1])
-        os.chmod(tmp, 0o640)
-    else:
-        os.chmod(tmp, 0o600)
+    harness.give_config(tmp)
     os.replace(tmp, path)
     return path
 
@@ -283,12 +228,6 @@ def podio_keys(world, fake, **over):
             'ca_file': world.get_certs().ca}
     keys.update({k: str(v) for k, v in over.items()})
     return keys
-
-
-def form(pairs):
-    return '&'.join('%s=%s' % (urllib.parse.quote(k, safe=''),
-                               urllib.parse.quote(v, safe=''))
-                    for k, v in pairs)
 
 
 def event(marker, etype='item.create'):
@@ -339,8 +278,8 @@ def wait_for(what, cond, seconds, evidence=()):
         if v:
             return v
         if time.monotonic() > deadline:
-            raise Fail('%s: not within %s s' % (what, seconds),
-                       evidence() if callable(evidence) else evidence)
+            raise Failure('%s: not within %s s' % (what, seconds),
+                          evidence() if callable(evidence) else evidence)
         time.sleep(0.02)
 
 
@@ -384,14 +323,14 @@ class Lighttpd:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise Fail('lighttpd exited with status %s at start'
-                           % self.proc.returncode,
-                           self.logs().splitlines()[-10:])
+                raise Failure('lighttpd exited with status %s at start'
+                              % self.proc.returncode,
+                              self.logs().splitlines()[-10:])
             code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
             if code.strip() not in ('', '000'):
                 return self
             time.sleep(0.05)
-        raise Fail('lighttpd did not answer within 15 s')
+        raise Failure('lighttpd did not answer within 15 s')
 
     def url(self):
         return 'http://127.0.0.1:%d/hook' % self.port
@@ -401,17 +340,8 @@ class Lighttpd:
                                   self.stderr_path])
 
     def children(self):
-        out = []
-        for pid in self.world.bin_pids():
-            try:
-                with open('/proc/%d/stat' % pid, 'rb') as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rfind(b')') + 2:].split()[1])
-            if ppid == self.proc.pid:
-                out.append(pid)
-        return out
+        """podio-hook processes lighttpd started."""
+        return harness.pids(self.world.bin, self.proc.pid)
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -479,13 +409,14 @@ class Listener:
         self.log = os.path.join(d, 'listen.log')
         self.proc = world.start([world.bin, '--config', ini, '--listen',
                                  '127.0.0.1:%d' % self.port], self.log)
-        leak.wait_listening(self.proc, self.port, self.log, 20)
+        fcgiclient.wait_listening(self.proc, self.port, self.log, 20)
 
     def request(self, body, timeout=30):
         """-> (status, body bytes, seconds)."""
-        env, raw = leak._post(body)
+        env, raw = fcgiclient.cgi_post(body)
         t0 = time.monotonic()
-        st, _, out = leak.FcgiClient(self.port, timeout).request(env, raw)
+        client = fcgiclient.FcgiClient(self.port, timeout)
+        st, _, out = client.request(env, raw)
         return st, out, time.monotonic() - t0
 
     def text(self):
@@ -1139,85 +1070,34 @@ CASES = [
 ]
 
 
-class Timeout(Exception):
-    pass
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('-k', dest='only', help='run cases whose name contains '
-                    'this')
-    ap.add_argument('--keep', action='store_true')
-    o = ap.parse_args()
-    rep = harness.Report()
-
-    def finish():
-        return rep.finish()
-    binary = os.path.abspath(o.bin)
-    if not os.access(binary, os.X_OK):
-        rep.fail('setup', '%s is not executable (run make)' % binary)
-        return finish()
-    for tool in ('lighttpd', 'curl', 'openssl', 'nm'):
-        if shutil.which(tool, path='/usr/sbin:/usr/bin:/sbin:/bin') is None:
-            rep.fail('setup', '%s is not installed' % tool)
-            return finish()
-
-    def on_alarm(sig, frame):
-        raise Timeout('the run exceeded %d s' % DEADLINE)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
-    signal.alarm(DEADLINE)
-    world = World(binary, o.keep)
-    started = time.monotonic()
+    suite = harness.Suite(__doc__, CASES)
+    suite.parse()
+    if not suite.ready(tools=('lighttpd', 'curl', 'openssl', 'nm')):
+        return suite.finish()
+    world = World(suite.bin)
+    suite.tmp = world.top
     try:
-        for name, fn in CASES:
-            if o.only and o.only not in name:
-                continue
-            t0 = time.monotonic()
-            try:
-                try:
-                    note = fn(world)
-                finally:
-                    problems = world.stop_all()
-                check(not problems, 'stopping its processes: %s'
-                      % '; '.join(problems))
-                rep.ok(name, '%s; %.1f s' % (note, time.monotonic() - t0))
-            except Skip as e:
-                rep.skip(name, str(e))
-            except Fail as e:
-                rep.fail(name, e.why, e.evidence)
-            except Timeout:
-                raise
-            except Exception as e:
-                rep.fail(name, '%s: %s' % (type(e).__name__, e),
-                         traceback.format_exc().splitlines()[-8:])
-    except Timeout as e:
-        rep.fail('run', str(e))
+        suite.run(start=lambda case: world, stop=World.stop_all, timed=True,
+                  deadline=DEADLINE)
     finally:
-        signal.alarm(0)
         problems = world.stop_all()
         if problems:
-            rep.fail('cleanup: every process stopped by its PID',
-                     problems[0], problems[1:])
+            suite.rep.fail('cleanup: every process stopped by its PID',
+                           problems[0], problems[1:])
         if world.tsan or world.asan:
             which = 'ThreadSanitizer' if world.tsan else 'ASan/UBSan'
             reports = world.tsan_reports()
             if reports:
-                rep.fail('%s: no report from any podio-hook process'
-                         % which, '%d report file(s)' % len(reports),
-                         [line for f, text in reports[:3]
-                          for line in [f] + text.splitlines()[:40]])
+                suite.rep.fail('%s: no report from any podio-hook process'
+                               % which, '%d report file(s)' % len(reports),
+                               [line for f, text in reports[:3]
+                                for line in [f] + text.splitlines()[:40]])
             else:
-                rep.ok('%s: no report from any podio-hook process' % which,
-                       'reports would be in %s' % world.tsan_dir)
-        if rep.failed or o.keep:
-            rep.note('temporary tree kept: %s' % world.top)
-        else:
-            shutil.rmtree(world.top, ignore_errors=True)
-        rep.note('%.1f s' % (time.monotonic() - started))
-    return finish()
+                suite.rep.ok('%s: no report from any podio-hook process'
+                             % which, 'reports would be in %s'
+                             % world.tsan_dir)
+    return suite.finish()
 
 
 if __name__ == '__main__':
