@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The command line's conventions, command by command.
 
-    python3 tests/cli/run.py [--bin cgi-bin/podio-hook.cgi] [--only SUBSTR]
+    python3 tests/cli/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list] [-v]
 
 As git, curl and systemctl do it: --config PATH and -v before or after the
 command; every long option as "--opt value" or "--opt=value"; -h/--help
@@ -9,13 +9,13 @@ after any command prints that command's usage on standard output, exit 0,
 and `help COMMAND` prints the same; -V/--version; an unknown option or
 command is one line on standard error naming it, exit 2; numeric options
 are digits in a range, never a wrapped value.  Runs the real binary
-against a spool of its own; no server, no network.
+against a spool of its own; no server, no network.  Prints "ok - name" or
+"FAIL - name: why" per case and, last, "N passed, M failed, K skipped"
+(tests/lib/harness.py's Suite, which also gives the options).
 """
 
-import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,16 +23,8 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
-import harness  # noqa: E402
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Failure(msg % args if args else msg)
+import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import Failure, check  # noqa: E402
 
 
 # Every command (and hook subcommand) with the first line of its usage.
@@ -245,27 +237,14 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('--only', action='append', default=[])
-    args = ap.parse_args()
-    rep = harness.Report()
-    binary = os.path.abspath(args.bin)
-    tmp = tempfile.mkdtemp(prefix='podio-cli.')
-    try:
-        for name, fn in CASES:
-            if args.only and not any(o in name for o in args.only):
-                continue
-            d = tempfile.mkdtemp(dir=tmp)
-            try:
-                fn(Env(binary, d))
-                rep.ok(name)
-            except Failure as e:
-                rep.fail(name, e)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return rep.finish()
+    suite = harness.Suite(__doc__, CASES)
+    suite.parse()
+    if not suite.ready():
+        return suite.finish()
+    suite.tmp = tempfile.mkdtemp(prefix='podio-cli.')
+    suite.run(start=lambda case: Env(suite.bin,
+                                     tempfile.mkdtemp(dir=suite.tmp)))
+    return suite.finish()
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tests/deploy/run.py - what a user meets setting podio-hook up.
 
-    python3 tests/deploy/run.py [--bin cgi-bin/podio-hook.cgi] [--only SUBSTR]
-                                [--keep] [--list]
+    python3 tests/deploy/run.py [--bin PATH] [-k SUBSTR]... [--keep] [--list]
+                                [-v]
 
 Cases:
 
@@ -37,12 +37,12 @@ Cases:
                         every package of tools/packages.
 
 Prints "ok - NAME", "skip - NAME: WHY" or "FAIL - NAME: WHY" per case and,
-last, "N passed, M failed, K skipped" (tests/lib/harness.py's Report).
+last, "N passed, M failed, K skipped" (tests/lib/harness.py's Suite, which
+also gives the options).
 Every process it starts is stopped by its PID.  Python 3 standard library
 only; needs make, lighttpd, apache2, curl and mandoc.
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -52,14 +52,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
+from harness import SYS_PATH, check  # noqa: E402
 
-SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 FORM = 'application/x-www-form-urlencoded'
 APACHE_MODULES = '/usr/lib/apache2/modules'
 # Where the docs may look outside the repository (none of these may appear).
@@ -69,19 +68,6 @@ DOC_PATHS = ['README.md', 'man', 'lighttpd', 'apache', 'nginx', 'systemd',
              'fcgi', 'Makefile', 'tools', 'BENCHMARKS.md']
 CRON_LINE = re.compile(r'^(?:@\w+|(?:\S+\s+){5})(?P<cmd>\S.*)$')
 CRON_FIELD = re.compile(r'^[\d*/,\-]+$')
-
-
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Failure(msg % args if args else msg)
 
 
 def run(argv, **kw):
@@ -137,16 +123,10 @@ def log_has(path, needle):
 class World:
     """The temporary tree and every process the cases start."""
 
-    def __init__(self, binary, keep):
+    def __init__(self, binary):
         self.top = tempfile.mkdtemp(prefix='podio-hook-deploy-')
         os.chmod(self.top, 0o755)
-        self.keep = keep
-        # A copy of the binary that the servers' user can reach.
-        bindir = os.path.join(self.top, 'bin')
-        os.mkdir(bindir, 0o755)
-        self.bin = os.path.join(bindir, 'podio-hook.cgi')
-        shutil.copy(binary, self.bin)
-        os.chmod(self.bin, 0o755)
+        self.bin = harness.copy_binary(binary, self.top)
         self.pid_files = []     # daemons to stop by their pid file
         self.procs = []         # foreground servers (Popen)
         self.seq = 0
@@ -190,17 +170,7 @@ class World:
 
     def our_pids(self):
         """Processes running a binary under our tree."""
-        pids = []
-        for d in os.listdir('/proc'):
-            if not d.isdigit():
-                continue
-            try:
-                argv0 = read('/proc/%s/cmdline' % d, 'rb').split(b'\0')[0]
-            except OSError:
-                continue
-            if argv0.decode('utf-8', 'replace').startswith(self.top + '/'):
-                pids.append(int(d))
-        return pids
+        return harness.pids(lambda argv0: argv0.startswith(self.top + '/'))
 
 
 def write_ini(d, spool, extra=''):
@@ -209,12 +179,7 @@ def write_ini(d, spool, extra=''):
     with open(path, 'w') as f:
         f.write('[spool]\ndir = %s\n\n[log]\nlevel = info\n%s' % (spool,
                                                                    extra))
-    ids = harness.run_ids()
-    if ids is not None:
-        os.chown(path, 0, ids[1])
-        os.chmod(path, 0o640)
-    else:
-        os.chmod(path, 0o600)
+    harness.give_config(path)
     return path
 
 
@@ -681,53 +646,20 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bin', default=os.path.join(REPO, 'cgi-bin',
-                                                  'podio-hook.cgi'))
-    ap.add_argument('--only', help='run the cases whose name contains this')
-    ap.add_argument('--keep', action='store_true',
-                    help='keep the temporary tree')
-    ap.add_argument('--list', action='store_true')
-    args = ap.parse_args()
-    todo = [c for c in CASES if not args.only or args.only in c[0]]
-    if args.list:
-        for name, _ in todo:
-            print(name)
-        return 0
-    rep = harness.Report()
-    binary = os.path.abspath(args.bin)
-    if not os.access(binary, os.X_OK):
-        rep.fail('setup', '%s is not an executable (run make)' % binary)
-        return rep.finish()
-    world = World(binary, args.keep)
-    t0 = time.monotonic()
+    suite = harness.Suite(__doc__, CASES)
+    suite.parse()
+    if not suite.ready():
+        return suite.finish()
+    world = World(suite.bin)
+    suite.tmp = world.top
     try:
-        for name, fn in todo:
-            try:
-                fn(world)
-                problems = world.stop_all()
-                if problems:
-                    raise Failure('; '.join(problems))
-                rep.ok(name)
-            except Skip as e:
-                rep.skip(name, str(e))
-            except Failure as e:
-                rep.fail(name, str(e), world.stop_all())
-            except Exception as e:
-                rep.fail(name, '%s: %s' % (type(e).__name__, e),
-                         traceback.format_exc().splitlines()[-4:]
-                         + world.stop_all())
+        suite.run(start=lambda case: world, stop=World.stop_all)
     finally:
         problems = world.stop_all()
         if problems:
-            rep.fail('cleanup: every process stopped by its PID',
-                     problems[0], problems[1:])
-        if rep.failed or args.keep:
-            rep.note('files kept in %s' % world.top)
-        else:
-            shutil.rmtree(world.top, ignore_errors=True)
-        rep.note('%.1f s' % (time.monotonic() - t0))
-    return rep.finish()
+            suite.rep.fail('cleanup: every process stopped by its PID',
+                           problems[0], problems[1:])
+    return suite.finish()
 
 
 if __name__ == '__main__':
