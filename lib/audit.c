@@ -118,14 +118,10 @@ static void check_entry(struct audit *a, int dirfd, const char *path,
 /* Every spool name in one folder. */
 static void check_files(struct audit *a, int dirfd, const char *path)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = layout_read_dir(dirfd);
 	struct dirent *e;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return;
-	}
 	while ((e = readdir(d)) != NULL) {
 		char type[EVENT_TYPE_MAX + 1];
 		const char *st = strstr(e->d_name, LAYOUT_CLAIM_MARK);

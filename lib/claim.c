@@ -141,18 +141,14 @@ static int by_claim_age(const void *a, const void *b)
 ssize_t claim_list(int dirfd, const char *dir, struct claim_work **out,
 		   char err[CLAIM_ERR_MAX])
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = layout_read_dir(dirfd);
 	struct dirent *e;
 	size_t n = 0;
 	size_t cap = 0;
 	struct claim_work *v = NULL;
 	*out = NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return fail(err, "read directory", dir, "");
-	}
 	for (;;) {
 		errno = 0;
 		e = readdir(d);

@@ -1028,14 +1028,10 @@ static int orphan_progress(int dirfd, const char *name)
  */
 static void sweep_orphans(int dirfd, const char *dir)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = layout_read_dir(dirfd);
 	struct dirent *de;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return; /* claim_all reports an unreadable directory */
-	}
 	while ((de = readdir(d)) != NULL) {
 		if (!orphan_progress(dirfd, de->d_name))
 			continue;
@@ -1050,12 +1046,9 @@ static void sweep_orphans(int dirfd, const char *dir)
 static void claim_all(struct engine *e, int dirfd, const char *dir)
 {
 	char err[CLAIM_ERR_MAX];
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = layout_read_dir(dirfd);
 	struct dirent *de;
 	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
 		log_error("read directory %s: %s", dir, strerror(errno));
 		e->stats.problems++;
 		return;

@@ -88,6 +88,20 @@ int layout_open_dir(int dirfd, const char *name, int create, mode_t mode)
 	return fd;
 }
 
+DIR *layout_read_dir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
 const char *layout_strerror(int err)
 {
 	switch (err) {

@@ -22,6 +22,7 @@
 #ifndef PODIO_LAYOUT_H
 #define PODIO_LAYOUT_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -66,6 +67,14 @@ int layout_open_file(int dirfd, const char *name, int flags);
  * a symbolic link, ENOTDIR for another kind of file).
  */
 int layout_open_dir(int dirfd, const char *name, int create, mode_t mode);
+
+/*
+ * A stream of the entries of the directory dirfd, read through a
+ * descriptor of its own: dirfd stays open, and its offset is not moved.
+ * The caller ends the stream with closedir().  NULL with errno when the
+ * directory cannot be read.
+ */
+DIR *layout_read_dir(int dirfd);
 
 /* errno for "exists but is not a regular file". */
 #define EFTYPE_LAYOUT EMEDIUMTYPE

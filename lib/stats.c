@@ -169,14 +169,10 @@ static int add_file(struct stats *s, int dirfd, const char *dir,
 static int scan(struct stats *s, int dirfd, const char *dir, enum where where,
 		double now)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = layout_read_dir(dirfd);
 	struct dirent *e;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (d == NULL)
 		return -1;
-	}
 	while ((e = readdir(d)) != NULL) {
 		char type[EVENT_TYPE_MAX + 1];
 		enum layout_kind kind = layout_parse(e->d_name, type);

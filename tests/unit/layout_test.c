@@ -442,6 +442,47 @@ static void open_dir_refuses_a_file_that_is_not_a_directory(void **state)
 			    "is not a directory (left alone)");
 }
 
+/* ---- layout_read_dir --------------------------------------------------- */
+
+static void read_dir_lists_every_entry_and_leaves_dirfd_as_it_was(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	tmp_write_str(in(t, "item.create.jsonl", p, sizeof p), "{}\n");
+	assert_int_equal(mkdir(in(t, "failed", p, sizeof p), 0750), 0);
+	off_t where = lseek(t->dirfd, 0, SEEK_CUR);
+	for (int round = 0; round < 2; round++) {
+		DIR *d = layout_read_dir(t->dirfd);
+		assert_non_null(d);
+		int seen = 0;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, "item.create.jsonl") == 0)
+				seen |= 1;
+			else if (strcmp(e->d_name, "failed") == 0)
+				seen |= 2;
+		}
+		assert_int_equal(seen, 3);
+		assert_int_equal(closedir(d), 0);
+		/* dirfd is still open, its offset untouched. */
+		assert_int_equal(lseek(t->dirfd, 0, SEEK_CUR), where);
+		assert_true(fcntl(t->dirfd, F_GETFD) >= 0);
+	}
+}
+
+static void read_dir_of_a_file_is_null_with_enotdir(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	tmp_write_str(in(t, "item.create.jsonl", p, sizeof p), "{}\n");
+	int fd = layout_open_file(t->dirfd, "item.create.jsonl", O_RDONLY);
+	assert_true(fd >= 0);
+	errno = 0;
+	assert_null(layout_read_dir(fd));
+	assert_int_equal(errno, ENOTDIR);
+	close(fd);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -460,6 +501,8 @@ int main(void)
 	    T(open_dir_refuses_a_symbolic_link_to_a_directory),
 	    T(open_dir_never_creates_through_a_dangling_link),
 	    T(open_dir_refuses_a_file_that_is_not_a_directory),
+	    T(read_dir_lists_every_entry_and_leaves_dirfd_as_it_was),
+	    T(read_dir_of_a_file_is_null_with_enotdir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
