@@ -491,6 +491,33 @@ static void wait_posted(struct waiter *w)
 }
 
 /*
+ * Writes the n records of rec into the kept file f under its write mutex
+ * and its file lock, when path still names f.  0: written; 1: path names
+ * f no more (claimed by a consumer), nothing written; -1: error, err says.
+ */
+static int write_kept(const struct spool *sp, struct spool_file *f,
+		      const char *path, const struct iovec *rec, int n,
+		      char *err)
+{
+	off_t size = 0;
+	int rc = -1;
+	pthread_mutex_lock(&f->wlock);
+	int linked = lock_kept(f, path, &size, err);
+	if (linked == 1) {
+		rc = name_durable(sp, size, err);
+		if (rc == 0)
+			rc = write_locked(f->fd, size, f->end == size, path,
+					  rec, n, &f->end, err);
+		if (spool_flock(f->fd, LOCK_UN) != 0 && rc == 0)
+			rc = fail(err, "unlock", path);
+	} else if (linked == 0) {
+		rc = 1;
+	}
+	pthread_mutex_unlock(&f->wlock);
+	return rc;
+}
+
+/*
  * Writes the batch (b and those linked behind it, at most BATCH_MAX) to
  * type's file with one writev under the lock: through f while the path
  * still names it, else through the file opened afresh.  Then, with sync,
@@ -509,8 +536,6 @@ static int write_batch(const struct spool *sp, const char *type,
 	*used = f;
 	for (int attempt = 0; attempt < SPOOL_REOPEN_MAX; attempt++) {
 		struct spool_file *u = *used;
-		off_t size = 0;
-		int rc = 0;
 		pthread_mutex_lock(&o->lock);
 		int retired = u->retired;
 		pthread_mutex_unlock(&o->lock);
@@ -522,23 +547,11 @@ static int write_batch(const struct spool *sp, const char *type,
 			if (u == NULL)
 				return -1;
 		}
-		pthread_mutex_lock(&u->wlock);
-		int linked = lock_kept(u, path, &size, err);
-		if (linked == 1) {
-			rc = name_durable(sp, size, err);
-			if (rc == 0)
-				rc = write_locked(u->fd, size, u->end == size,
-						  path, rec, n, &u->end, err);
-			if (spool_flock(u->fd, LOCK_UN) != 0 && rc == 0)
-				rc = fail(err, "unlock", path);
-		}
-		pthread_mutex_unlock(&u->wlock);
-		if (linked == 0) { /* claimed by a consumer: start over */
+		int rc = write_kept(sp, u, path, rec, n, err);
+		if (rc == 1) { /* claimed by a consumer: start over */
 			file_retire(o, u);
 			continue;
 		}
-		if (linked < 0)
-			rc = -1;
 		if (rc == 0 && sp->sync && fdatasync(u->fd) != 0)
 			rc = fail(err, "fdatasync", path);
 		if (rc != 0) /* a fresh descriptor for the next batch */
@@ -642,28 +655,14 @@ static int append_kept(const struct spool *sp, const char *type,
 	struct iovec rec = {(void *)line, len};
 	for (int attempt = 0; attempt < SPOOL_REOPEN_MAX; attempt++) {
 		struct spool_file *f = file_get(sp, type, path, err);
-		off_t size = 0;
-		int rc = 0;
 		if (f == NULL)
 			return -1;
-		pthread_mutex_lock(&f->wlock);
-		int linked = lock_kept(f, path, &size, err);
-		if (linked == 1) {
-			rc = name_durable(sp, size, err);
-			if (rc == 0)
-				rc = write_locked(f->fd, size, f->end == size,
-						  path, &rec, 1, &f->end, err);
-			if (spool_flock(f->fd, LOCK_UN) != 0 && rc == 0)
-				rc = fail(err, "unlock", path);
-		}
-		pthread_mutex_unlock(&f->wlock);
-		if (linked == 0) { /* claimed by a consumer: start over */
+		int rc = write_kept(sp, f, path, &rec, 1, err);
+		if (rc == 1) { /* claimed by a consumer: start over */
 			file_retire(o, f);
 			file_put(o, f);
 			continue;
 		}
-		if (linked < 0)
-			rc = -1;
 		if (rc != 0) /* a fresh descriptor for the next append */
 			file_retire(o, f);
 		file_put(o, f);
