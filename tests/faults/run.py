@@ -66,7 +66,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
 import harness  # noqa: E402  (tests/lib/harness.py)
-from harness import Failure, Skip, form  # noqa: E402
+from harness import Skip, form  # noqa: E402
 from harness import expect as check  # noqa: E402
 import fakepodio as pod  # noqa: E402  (the fake Podio)
 
@@ -97,13 +97,7 @@ class World:
         self.certs = None
 
     def sub(self, name, run_owned=False):
-        d = os.path.join(self.top, name)
-        os.makedirs(d)
-        if run_owned:
-            harness.chown_run(d, 0o755)
-        else:
-            os.chmod(d, 0o755)
-        return d
+        return harness.subdir(self.top, name, run_owned)
 
     # -- mounts --
 
@@ -195,36 +189,13 @@ def write_ini(world, d, spool, sync='yes', podio=None, name='podio-hook.ini'):
 # --------------------------------------------------------------------------
 # lighttpd with the shipped FastCGI snippet
 
-class Lighttpd:
-    def __init__(self, world, d, ini, env=None):
-        self.world = world
-        self.dir = d
-        self.ini = ini
-        self.run = os.path.join(d, 'run')
-        os.mkdir(self.run)
-        harness.chown_run(self.run, 0o755)
-        self.docroot = os.path.join(d, 'docroot')
-        os.mkdir(self.docroot, 0o755)
-        self.error_log = os.path.join(self.run, 'error.log')
-        # The snippet's server.breakagelog: podio-hook's standard error.
-        self.breakage_log = os.path.join(self.run, 'breakage.log')
-        self.stderr_path = os.path.join(d, 'server.stderr')
-        self.pid_file = os.path.join(self.run, 'lighttpd.pid')
-        self.env = env or {}
-        self.proc = None
-        self.port = None
-        self.seq = 0
-        world.servers.append(self)
+class Lighttpd(harness.Lighttpd):
+    """The shipped FastCGI snippet (harness.Lighttpd), on a new free port
+    at each start; stopped with the case's other servers."""
 
-    def conf(self):
-        src = os.path.join(REPO, 'lighttpd', 'podio-hook-fastcgi.conf')
-        return harness.write_lighttpd_conf(
-            self.dir, src, {'bin': self.world.bin, 'config': self.ini,
-                            'socket': os.path.join(self.run,
-                                                   'podio-hook.sock'),
-                            'log': self.breakage_log},
-            self.docroot, self.port, self.pid_file, self.error_log,
-            self.world.ids is not None)
+    def __init__(self, world, d, ini, env=None):
+        super().__init__(d, world.bin, ini, env)
+        world.servers.append(self)
 
     def start(self):
         self.port = harness.free_port()
@@ -232,20 +203,9 @@ class Lighttpd:
         env.update(self.env)
         with open(self.stderr_path, 'ab') as err:
             self.proc = subprocess.Popen(
-                ['lighttpd', '-D', '-f', self.conf()],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
-                start_new_session=True)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Failure('lighttpd exited with status %s at start'
-                              % self.proc.returncode, self.read_logs().
-                              splitlines()[-10:])
-            code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
-            if code.strip() not in ('', '000'):
-                return self
-            time.sleep(0.05)
-        raise Failure('lighttpd did not answer within 15 s')
+                self.argv(), stdin=subprocess.DEVNULL, stdout=err,
+                stderr=err, env=env, start_new_session=True)
+        return self.wait_ready()
 
     def url(self, query=''):
         return 'http://127.0.0.1:%d/hook%s' % (self.port,
@@ -254,13 +214,8 @@ class Lighttpd:
     def post(self, body, query='', timeout=30):
         return curl_post(self.url(query), body, self.dir, timeout)
 
-    def children(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return []
-        return harness.pids(self.world.bin, self.proc.pid)
-
     def logs(self):
-        return [self.error_log, self.breakage_log, self.stderr_path]
+        return self.log_paths()
 
     def log_mark(self):
         return harness.log_mark(self.logs())

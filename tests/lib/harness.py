@@ -124,6 +124,18 @@ def chown_run(path, mode):
     os.chmod(path, mode)
 
 
+def subdir(top, name, run_owned=False):
+    """Makes the folder top/name (and what leads to it), mode 0755: the
+    servers' user's when run_owned (see chown_run).  Returns its path."""
+    d = os.path.join(top, name)
+    os.makedirs(d)
+    if run_owned:
+        chown_run(d, 0o755)
+    else:
+        os.chmod(d, 0o755)
+    return d
+
+
 def copy_binary(binary, top):
     """Copies binary to top/bin/podio-hook.cgi (folder and file mode 0755)
     and returns that path: a copy the servers' user can reach wherever the
@@ -205,6 +217,71 @@ def write_lighttpd_conf(d, src, values, docroot, port, pid_file, error_log,
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return path
+
+
+class Lighttpd:
+    """lighttpd -D with the shipped FastCGI snippet
+    (lighttpd/podio-hook-fastcgi.conf, only its var.podio_hook_* values
+    replaced) running binary with the config ini.  Its files are in d:
+    run/ (the servers' user's: the socket, error.log, breakage.log -- the
+    snippet's server.breakagelog, podio-hook's standard error -- and the
+    pid file), docroot/, and server.stderr (lighttpd's own output).  A
+    suite's subclass starts self.proc its own way with argv() for
+    self.port, then calls wait_ready()."""
+
+    SNIPPET = os.path.join(REPO, 'lighttpd', 'podio-hook-fastcgi.conf')
+
+    def __init__(self, d, binary, ini, env=None):
+        self.dir = d
+        self.bin = binary
+        self.ini = ini
+        self.run = os.path.join(d, 'run')
+        os.mkdir(self.run)
+        chown_run(self.run, 0o755)
+        self.docroot = os.path.join(d, 'docroot')
+        os.mkdir(self.docroot, 0o755)
+        self.error_log = os.path.join(self.run, 'error.log')
+        self.breakage_log = os.path.join(self.run, 'breakage.log')
+        self.stderr_path = os.path.join(d, 'server.stderr')
+        self.pid_file = os.path.join(self.run, 'lighttpd.pid')
+        self.env = env or {}    # for lighttpd and the podio-hook it starts
+        self.proc = None
+        self.port = None
+
+    def argv(self):
+        """lighttpd's command line, its config written now for self.port."""
+        conf = write_lighttpd_conf(
+            self.dir, self.SNIPPET,
+            {'bin': self.bin, 'config': self.ini,
+             'socket': os.path.join(self.run, 'podio-hook.sock'),
+             'log': self.breakage_log},
+            self.docroot, self.port, self.pid_file, self.error_log,
+            run_ids() is not None)
+        return ['lighttpd', '-D', '-f', conf]
+
+    def log_paths(self):
+        return [self.error_log, self.breakage_log, self.stderr_path]
+
+    def wait_ready(self, timeout=15):
+        """self once lighttpd answers on self.port; fails the case when it
+        exits first (its logs' last lines as evidence) or not in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise Failure('lighttpd exited with status %s at start'
+                              % self.proc.returncode,
+                              read_logs(self.log_paths()).splitlines()[-10:])
+            code = http_code('http://127.0.0.1:%d/ready' % self.port)
+            if code.strip() not in ('', '000'):
+                return self
+            time.sleep(0.05)
+        raise Failure('lighttpd did not answer within %d s' % timeout)
+
+    def children(self):
+        """The podio-hook processes lighttpd started."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return pids(self.bin, self.proc.pid)
 
 
 # --------------------------------------------------------------------------

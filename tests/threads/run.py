@@ -116,13 +116,7 @@ class World:
         self.seq = 0
 
     def sub(self, name, run_owned=False):
-        d = os.path.join(self.top, name)
-        os.makedirs(d)
-        if run_owned:
-            harness.chown_run(d, 0o755)
-        else:
-            os.chmod(d, 0o755)
-        return d
+        return harness.subdir(self.top, name, run_owned)
 
     def env(self, extra=None):
         """The environment every podio-hook (and the servers starting it)
@@ -286,62 +280,25 @@ def wait_for(what, cond, seconds, evidence=()):
 # --------------------------------------------------------------------------
 # Servers
 
-class Lighttpd:
-    """lighttpd with the shipped FastCGI snippet, as the other suites run
-    it."""
+class Lighttpd(harness.Lighttpd):
+    """The shipped FastCGI snippet (harness.Lighttpd), started through the
+    world (its environment carries the sanitizers' options)."""
 
     def __init__(self, world, d, ini, env=None):
+        super().__init__(d, world.bin, ini, env)
         self.world = world
-        self.dir = d
-        self.ini = ini
-        self.run = os.path.join(d, 'run')
-        os.mkdir(self.run)
-        harness.chown_run(self.run, 0o755)
-        self.docroot = os.path.join(d, 'docroot')
-        os.mkdir(self.docroot, 0o755)
-        self.error_log = os.path.join(self.run, 'error.log')
-        # The snippet's server.breakagelog: podio-hook's standard error.
-        self.breakage_log = os.path.join(self.run, 'breakage.log')
-        self.stderr_path = os.path.join(d, 'server.stderr')
-        self.pid_file = os.path.join(self.run, 'lighttpd.pid')
-        self.env = env or {}
-        self.proc = None
         self.port = harness.free_port()
 
     def start(self):
-        src = os.path.join(REPO, 'lighttpd', 'podio-hook-fastcgi.conf')
-        conf = harness.write_lighttpd_conf(
-            self.dir, src, {'bin': self.world.bin, 'config': self.ini,
-                            'socket': os.path.join(self.run,
-                                                   'podio-hook.sock'),
-                            'log': self.breakage_log},
-            self.docroot, self.port, self.pid_file, self.error_log,
-            self.world.ids is not None)
-        self.proc = self.world.start(['lighttpd', '-D', '-f', conf],
-                                     self.stderr_path, self.env,
-                                     as_run_user=False)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Failure('lighttpd exited with status %s at start'
-                              % self.proc.returncode,
-                              self.logs().splitlines()[-10:])
-            code = harness.http_code('http://127.0.0.1:%d/ready' % self.port)
-            if code.strip() not in ('', '000'):
-                return self
-            time.sleep(0.05)
-        raise Failure('lighttpd did not answer within 15 s')
+        self.proc = self.world.start(self.argv(), self.stderr_path,
+                                     self.env, as_run_user=False)
+        return self.wait_ready()
 
     def url(self):
         return 'http://127.0.0.1:%d/hook' % self.port
 
     def logs(self):
-        return harness.read_logs([self.error_log, self.breakage_log,
-                                  self.stderr_path])
-
-    def children(self):
-        """podio-hook processes lighttpd started."""
-        return harness.pids(self.world.bin, self.proc.pid)
+        return harness.read_logs(self.log_paths())
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
