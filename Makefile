@@ -180,7 +180,7 @@ uninstall:
 	rmdir $(DESTDIR)$(PREFIX)/lib/podio-hook 2>/dev/null || true
 
 format:
-	clang-format -i lib/*.[ch] fcgi/*.[ch] tests/unit/*.c
+	clang-format -i lib/*.[ch] fcgi/*.[ch] tests/unit/*.c tests/fuzz/*.[ch]
 
 clean:
 	rm -rf build $(BIN) $(BIN).tmp

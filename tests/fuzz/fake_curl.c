@@ -27,9 +27,9 @@
 
 struct fake_curl_stats {
 	int performs;
-	int token_calls;  /* POST .../oauth/token */
-	int api_calls;	  /* everything else */
-	int after_timeout; /* performs after one timed out */
+	int token_calls;	  /* POST .../oauth/token */
+	int api_calls;		  /* everything else */
+	int after_timeout;	  /* performs after one timed out */
 	int form_token_with_auth; /* token calls that sent Authorization */
 };
 
@@ -174,7 +174,8 @@ CURLcode curl_easy_perform(CURL *c)
 	}
 	int lo = next();
 	int hi = next();
-	size_t blen = (size_t)(lo < 0 ? 0 : lo) | (size_t)(hi < 0 ? 0 : hi) << 8;
+	size_t blen = (size_t)(lo < 0 ? 0 : lo) | (size_t)(hi < 0 ? 0 : hi)
+						      << 8;
 	if (blen > script_len - script_pos)
 		blen = script_len - script_pos;
 	const char *bd = (const char *)script + script_pos;

@@ -31,7 +31,7 @@
 #include "layout.h"
 
 static char dir[4096];
-static int dirfd = -1;
+static int spool_fd = -1;
 static const struct claim_work work = {
     .name = "item.create.jsonl.claim-1700000000000000",
     .type = "item.create",
@@ -47,8 +47,8 @@ static void cleanup(void)
 {
 	unlink(state_path);
 	unlink(again_path);
-	if (dirfd >= 0)
-		close(dirfd);
+	if (spool_fd >= 0)
+		close(spool_fd);
 	rmdir(dir);
 }
 
@@ -61,8 +61,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 LAYOUT_STATE_SUFFIX);
 	snprintf(again_path, sizeof again_path, "%s/%s%s", dir, again.name,
 		 LAYOUT_STATE_SUFFIX);
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0)
+	spool_fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (spool_fd < 0)
 		abort();
 	atexit(cleanup);
 	return 0;
@@ -82,15 +82,13 @@ static void check_state(const struct claim_state *st, off_t size)
 		      (long long)r->off, (long long)st->offset);
 		CHECK(i == 0 || st->retry[i - 1].off < r->off,
 		      "retry %zu not ascending", i);
-		CHECK(r->attempts <= CLAIM_ATTEMPTS_MAX, "retry %zu attempts %u",
-		      i, r->attempts);
-		CHECK(r->last_error != NULL, "retry %zu without last_error",
-		      i);
+		CHECK(r->attempts <= CLAIM_ATTEMPTS_MAX,
+		      "retry %zu attempts %u", i, r->attempts);
+		CHECK(r->last_error != NULL, "retry %zu without last_error", i);
 	}
 }
 
-static void same_state(const struct claim_state *a,
-		       const struct claim_state *b)
+static void same_state(const struct claim_state *a, const struct claim_state *b)
 {
 	CHECK(a->offset == b->offset, "offset %lld read back as %lld",
 	      (long long)a->offset, (long long)b->offset);
@@ -113,11 +111,11 @@ static void fuzz_state(uint8_t mode, const uint8_t *data, size_t size)
 	struct claim_state back;
 	char err[CLAIM_ERR_MAX];
 	fz_write_file(state_path, data, size);
-	int rc = claim_state_load(dirfd, dir, &work, wsize, &st, err);
+	int rc = claim_state_load(spool_fd, dir, &work, wsize, &st, err);
 	CHECK(rc == 0, "loading a regular progress file failed: %s", err);
 	check_state(&st, wsize);
-	if (claim_state_save(dirfd, dir, &again, &st, 0, err) == 0) {
-		rc = claim_state_load(dirfd, dir, &again, wsize, &back, err);
+	if (claim_state_save(spool_fd, dir, &again, &st, 0, err) == 0) {
+		rc = claim_state_load(spool_fd, dir, &again, wsize, &back, err);
 		CHECK(rc == 0, "loading what was saved failed: %s", err);
 		same_state(&st, &back);
 		claim_state_free(&back);

@@ -83,8 +83,7 @@ static void check_spans(const char *s, size_t n)
 	int ok = jsoncheck_members(s, n, sp, 64, &count);
 	CHECK(ok == 1, "jsoncheck_members refused what jsoncheck_object took");
 	CHECK(jsoncheck_members(s, n, NULL, 0, &count2) == 1 && count2 == count,
-	      "counting alone says %zu members, with spans %zu", count2,
-	      count);
+	      "counting alone says %zu members, with spans %zu", count2, count);
 	size_t shown = count < 64 ? count : 64;
 	for (size_t i = 0; i < shown; i++) {
 		CHECK(sp[i].key < sp[i].end && sp[i].end <= n, "span %zu", i);
@@ -144,8 +143,8 @@ static void check_edits(const uint8_t *data, size_t size)
 		return;
 	memcpy(line, data, size);
 	line[size] = '\n';
-	char *added = jsonline_append(line, size + 1, members,
-				      sizeof members - 1, &n);
+	char *added =
+	    jsonline_append(line, size + 1, members, sizeof members - 1, &n);
 	CHECK(added != NULL, "jsonline_append refused a valid line");
 	check_valid_line(added, n, "appended");
 	if (!has_key(line, size, key)) {

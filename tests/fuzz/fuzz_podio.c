@@ -58,8 +58,8 @@ static char dir[4096];
 static char cache[4200];
 static struct podio_conf conf[2];
 
-static const char *const secrets[] = {CLIENT_SECRET, APP_TOKEN, PASSWORD,
-				      CODE, MEM_TOKEN};
+static const char *const secrets[] = {CLIENT_SECRET, APP_TOKEN, PASSWORD, CODE,
+				      MEM_TOKEN};
 
 /* The current input: a secret it holds may be echoed by the "server". */
 static const uint8_t *cur;
@@ -71,8 +71,8 @@ static void no_secret(const char *s, size_t n, const char *where)
 		size_t k = strlen(secrets[i]);
 		if (memmem(cur, cur_len, secrets[i], k) != NULL)
 			continue;
-		CHECK(memmem(s, n, secrets[i], k) == NULL,
-		      "%s holds %s: %.*s", where, secrets[i], (int)n, s);
+		CHECK(memmem(s, n, secrets[i], k) == NULL, "%s holds %s: %.*s",
+		      where, secrets[i], (int)n, s);
 	}
 }
 
@@ -214,11 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "success without a token");
 	} else {
 		size_t n = strnlen(p.err, sizeof p.err);
-		CHECK(n > 0 && n < sizeof p.err, "p->err empty or unterminated");
+		CHECK(n > 0 && n < sizeof p.err,
+		      "p->err empty or unterminated");
 		CHECK_NAMED("oneline", strpbrk(p.err, "\r\n") == NULL,
-		      "p->err is not one line: %s", p.err);
+			    "p->err is not one line: %s", p.err);
 		CHECK_NAMED("utf8", fz_utf8_ok((const unsigned char *)p.err, n),
-		      "p->err is not UTF-8: %s", p.err);
+			    "p->err is not UTF-8: %s", p.err);
 		no_secret(p.err, n, "p->err");
 	}
 	CHECK(st->after_timeout == 0, "a request followed a timeout");

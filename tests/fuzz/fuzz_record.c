@@ -21,10 +21,9 @@
 #include "jsoncheck.h"
 #include "record.h"
 
-static const char *const addrs[] = {"", "127.0.0.1", "::1",
-				    "2001:db8::7", "203.0.113.250"};
-static const char *const verify[] = {NULL, "validated", "failed",
-				     "skipped"};
+static const char *const addrs[] = {"", "127.0.0.1", "::1", "2001:db8::7",
+				    "203.0.113.250"};
+static const char *const verify[] = {NULL, "validated", "failed", "skipped"};
 
 static int digits(const char *s, size_t n)
 {
@@ -78,18 +77,16 @@ static void check_line(const char *line, size_t len, const struct record *r)
 	CHECK(jsoncheck_object(line, len - 1) == 1,
 	      "drain's jsoncheck refuses the line");
 	json_t *root = json_loadb(line, len - 1, 0, &jerr);
-	CHECK(json_is_object(root), "line is not a JSON object: %s",
-	      jerr.text);
+	CHECK(json_is_object(root), "line is not a JSON object: %s", jerr.text);
 
-	static const char *const order[] = {"id", "received", "type",
-					    "remote_addr", "params",
-					    "verification"};
+	static const char *const order[] = {
+	    "id", "received", "type", "remote_addr", "params", "verification"};
 	size_t nkeys = r->verify_status != NULL ? 6 : 5;
 	size_t k = 0;
 	for (void *it = json_object_iter(root); it != NULL;
 	     it = json_object_iter_next(root, it), k++) {
-		CHECK(k < nkeys && strcmp(json_object_iter_key(it), order[k]) ==
-					   0,
+		CHECK(k < nkeys &&
+			  strcmp(json_object_iter_key(it), order[k]) == 0,
 		      "key %zu is '%s'", k, json_object_iter_key(it));
 	}
 	CHECK(k == nkeys, "%zu top-level keys, want %zu", k, nkeys);
@@ -122,7 +119,8 @@ static void check_line(const char *line, size_t len, const struct record *r)
 
 	if (r->verify_status != NULL) {
 		json_t *v = json_object_get(root, "verification");
-		const char *d = r->verify_detail != NULL ? r->verify_detail : "";
+		const char *d =
+		    r->verify_detail != NULL ? r->verify_detail : "";
 		CHECK(json_is_object(v) && json_object_size(v) == 2,
 		      "verification is not a two-key object");
 		check_str(json_object_get(v, "status"), r->verify_status,

@@ -63,9 +63,9 @@ static const struct {
     {"application/x-www-form-urlencodedx", 0},
     {NULL, 0},
 };
-static const char *const addrs[8] = {NULL,	     "127.0.0.1", "::1",
-				     "",	     "203.0.113.9",
-				     "2001:db8::1", "10.0.0.1",  "192.0.2.1"};
+static const char *const addrs[8] = {NULL,	 "127.0.0.1",	"::1",
+				     "",	 "203.0.113.9", "2001:db8::1",
+				     "10.0.0.1", "192.0.2.1"};
 
 struct io_ctx {
 	const char *method;
@@ -248,11 +248,10 @@ static void check_line(const char *line, size_t len, const struct form *m,
 	      "drain's jsoncheck refuses the line");
 	json_t *j = json_loadb(line, len - 1, 0, &jerr);
 	CHECK(json_is_object(j), "not a JSON object: %s", jerr.text);
-	int verify = type->val_len == 11 &&
-		     memcmp(type->val, "hook.verify", 11) == 0;
-	static const char *const order[] = {"id",	   "received",
-					    "type",	   "remote_addr",
-					    "params",	   "verification"};
+	int verify =
+	    type->val_len == 11 && memcmp(type->val, "hook.verify", 11) == 0;
+	static const char *const order[] = {
+	    "id", "received", "type", "remote_addr", "params", "verification"};
 	size_t k = 0;
 	for (void *it = json_object_iter(j); it != NULL;
 	     it = json_object_iter_next(j, it), k++)
@@ -260,8 +259,7 @@ static void check_line(const char *line, size_t len, const struct form *m,
 		      "key %zu out of order", k);
 	CHECK(k == (verify ? 6u : 5u), "%zu keys", k);
 	const char *id = json_string_value(json_object_get(j, "id"));
-	CHECK(id != NULL && id[0] != '\0' && strlen(id) < sizeof last_id,
-	      "id");
+	CHECK(id != NULL && id[0] != '\0' && strlen(id) < sizeof last_id, "id");
 	CHECK(strcmp(id, last_id) > 0, "id %s not after %s", id, last_id);
 	snprintf(last_id, sizeof last_id, "%s", id);
 	json_t *t = json_object_get(j, "type");
@@ -284,9 +282,9 @@ static void check_line(const char *line, size_t len, const struct form *m,
 			  memcmp(json_object_iter_key(it), f->key,
 				 f->key_len) == 0,
 		      "param key %zu differs or is out of order", i);
-		CHECK(json_is_string(v) && json_string_length(v) == f->val_len &&
-			  memcmp(json_string_value(v), f->val, f->val_len) ==
-			      0,
+		CHECK(json_is_string(v) &&
+			  json_string_length(v) == f->val_len &&
+			  memcmp(json_string_value(v), f->val, f->val_len) == 0,
 		      "param value %zu differs", i);
 		it = json_object_iter_next(params, it);
 	}
@@ -336,8 +334,8 @@ static const char *pick_length(int v, size_t blen, char *buf, size_t n)
 static int length_value(const char *cl, size_t *val)
 {
 	size_t v = 0;
-	if (cl == NULL || cl[0] == '\0' || strspn(cl, "0123456789") !=
-						   strlen(cl))
+	if (cl == NULL || cl[0] == '\0' ||
+	    strspn(cl, "0123456789") != strlen(cl))
 		return 0;
 	for (const char *p = cl; *p != '\0'; p++) {
 		v = v * 10 + (size_t)(*p - '0');
@@ -418,12 +416,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct form_field *hook = form_get(&m, "hook_id");
 	const struct form_field *code = form_get(&m, "code");
 	int type_ok = type != NULL && fz_type_ok(type->val, type->val_len);
-	int verify_ok =
-	    type == NULL || strcmp(type->val, "hook.verify") != 0 ||
-	    (hook != NULL && hook->val_len > 0 && code != NULL &&
-	     code->val_len > 0);
-	int want200 = post && authed && complete && mrc == OUT_OK &&
-		      type_ok && verify_ok;
+	int verify_ok = type == NULL || strcmp(type->val, "hook.verify") != 0 ||
+			(hook != NULL && hook->val_len > 0 && code != NULL &&
+			 code->val_len > 0);
+	int want200 =
+	    post && authed && complete && mrc == OUT_OK && type_ok && verify_ok;
 
 	/* regress/request/verify-detail-cut-utf8, while it is open. */
 	if (type != NULL && strcmp(type->val, "hook.verify") == 0 &&
@@ -457,8 +454,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((status == 200) == want200,
 	      "status %d, but the SPEC says %s (q=%d b=%d merge=%d type=%d "
 	      "verify=%d)",
-	      status, want200 ? "200" : "not 200", (int)qrc, (int)brc,
-	      (int)mrc, type_ok, verify_ok);
+	      status, want200 ? "200" : "not 200", (int)qrc, (int)brc, (int)mrc,
+	      type_ok, verify_ok);
 	if (status == 413)
 		CHECK(c.pos == 0, "413 read %zu body bytes", c.pos);
 	CHECK(digits ? c.pos <= clen : c.pos == 0,

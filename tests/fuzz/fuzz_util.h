@@ -16,8 +16,9 @@
 #define CHECK(cond, ...)                                                       \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz check failed: %s (%s:%d): ",     \
-				#cond, __FILE__, __LINE__);                    \
+			fprintf(stderr,                                        \
+				"fuzz check failed: %s (%s:%d): ", #cond,      \
+				__FILE__, __LINE__);                           \
 			fprintf(stderr, __VA_ARGS__);                          \
 			fputc('\n', stderr);                                   \
 			abort();                                               \
@@ -115,8 +116,8 @@ static inline int fz_type_ok(const char *t, size_t n)
 		} else if (c == '.') {
 			dots++;
 			seg_start = 1;
-		} else if (!((c >= 'a' && c <= 'z') ||
-			     (c >= '0' && c <= '9') || c == '_')) {
+		} else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			     c == '_')) {
 			return 0;
 		}
 	}
@@ -146,8 +147,7 @@ static inline char *fz_tempdir(const char *tag)
 }
 
 /* Writes data to path (truncating); aborts on I/O errors. */
-static inline void fz_write_file(const char *path, const void *data,
-				 size_t n)
+static inline void fz_write_file(const char *path, const void *data, size_t n)
 {
 	FILE *f = fopen(path, "wb");
 	if (f == NULL || (n > 0 && fwrite(data, 1, n, f) != n) ||
