@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "form.h"
 #include "jsoncheck.h"
 #include "jsonline.h"
@@ -20,7 +20,6 @@
 /* The keys a dead letter carries beyond the spooled line. */
 #define KEY_ATTEMPTS   "attempts"
 #define KEY_LAST_ERROR "last_error"
-#define KEY_COALESCED  "coalesced"
 
 /* A work file being drained. */
 struct wfile {
@@ -464,136 +463,61 @@ static int commit(struct engine *e, struct wfile *fs, size_t n)
 
 /* ---- coalescing --------------------------------------------------------- */
 
-/* The params field that names the object of a *.update event. */
-static const char *const update_ids[][2] = {
-    {"item.update", "item_id"},	    {"task.update", "task_id"},
-    {"app.update", "app_id"},	    {"form.update", "form_id"},
-    {"status.update", "status_id"},
-};
-
 /*
- * What makes two events of one type the same for coalescing: the object
- * of an update, else the whole params.  NULL when it has neither (then it
- * stands alone) or on error.
+ * Groups the items (coalesce.h): every member settles with its group's
+ * latest event, its representative (rep), handed over at its own place.
+ * 0, or -1 when out of memory.
  */
-static char *coalesce_key(const struct item *it)
+static int plan(struct item *its, size_t n)
 {
-	const char *type = it->f->w.type;
-	json_t *j = json_loadb(item_line(it), it->len - 1, 0, NULL);
-	json_t *params = json_object_get(j, "params");
-	char *key = NULL;
-	for (size_t i = 0; i < sizeof update_ids / sizeof update_ids[0]; i++) {
-		const char *id = json_string_value(
-		    json_object_get(params, update_ids[i][1]));
-		if (strcmp(type, update_ids[i][0]) == 0 && id != NULL &&
-		    id[0] != '\0') {
-			size_t n = strlen(id) + 3;
-			key = malloc(n);
-			if (key != NULL)
-				snprintf(key, n, "o:%s", id);
-			break;
-		}
-	}
-	if (key == NULL && json_is_object(params)) {
-		char *p = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
-		size_t n = p != NULL ? strlen(p) + 3 : 0;
-		key = p != NULL ? malloc(n) : NULL;
-		if (key != NULL)
-			snprintf(key, n, "p:%s", p);
-		free(p);
-	}
-	json_decref(j);
-	return key;
-}
-
-struct keyed {
-	char *key;
-	size_t i;
-};
-
-static int by_key(const void *a, const void *b)
-{
-	const struct keyed *x = a;
-	const struct keyed *y = b;
-	int c = strcmp(x->key, y->key);
-	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
-}
-
-/*
- * Groups the items: every member of a group settles with its latest
- * event, its representative (rep), handed over at its own place.  0, or
- * -1 when out of memory.
- */
-static int engine_plan(struct item *its, size_t n)
-{
-	struct keyed *k = calloc(n > 0 ? n : 1, sizeof *k);
-	size_t nk = 0;
-	int rc = k != NULL ? 0 : -1;
-	for (size_t i = 0; i < n; i++) {
-		its[i].rep = its[i].first = i;
-		if (rc != 0 || !its[i].valid)
-			continue;
-		k[nk].key = coalesce_key(&its[i]);
-		k[nk].i = i;
-		if (k[nk].key != NULL)
-			nk++;
+	size_t cap = n > 0 ? n : 1;
+	char **keys = calloc(cap, sizeof *keys);
+	size_t *rep = calloc(cap, sizeof *rep);
+	size_t *first = calloc(cap, sizeof *first);
+	int rc = keys != NULL && rep != NULL && first != NULL ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (its[i].valid)
+			keys[i] =
+			    coalesce_key(its[i].f->w.type, item_line(&its[i]),
+					 its[i].len - 1);
 	}
 	if (rc == 0)
-		qsort(k, nk, sizeof *k, by_key);
-	for (size_t a = 0; rc == 0 && a < nk;) {
-		size_t b = a + 1;
-		while (b < nk && strcmp(k[a].key, k[b].key) == 0)
-			b++;
-		size_t rep = k[b - 1].i;
-		its[rep].first = k[a].i;
-		for (size_t m = a; m < b; m++)
-			its[k[m].i].rep = rep;
-		a = b;
+		rc = coalesce_group(keys, n, rep, first);
+	for (size_t i = 0; i < n && keys != NULL; i++) {
+		if (rc == 0) {
+			its[i].rep = rep[i];
+			its[i].first = first[i];
+		}
+		free(keys[i]);
 	}
-	for (size_t i = 0; i < nk; i++)
-		free(k[i].key);
-	free(k);
+	free(keys);
+	free(rep);
+	free(first);
 	return rc;
 }
 
-/* ,"coalesced":["id",...] for the members of rep, or NULL. */
+/* The "coalesced" member of rep's event (coalesce.h), or NULL. */
 static char *coalesced_members(const struct item *its, size_t rep, size_t *len)
 {
-	size_t cap = 64;
-	size_t used = 0;
-	char *buf = malloc(cap);
-	if (buf == NULL)
-		return NULL;
-	used = (size_t)snprintf(buf, cap, "\"" KEY_COALESCED "\":[");
-	for (size_t m = its[rep].first; m < rep; m++) {
-		if (its[m].rep != rep)
-			continue;
-		json_t *j =
-		    json_loadb(item_line(&its[m]), its[m].len - 1, 0, NULL);
-		const char *id = json_string_value(json_object_get(j, "id"));
-		size_t need = (id != NULL ? strlen(id) * 6 : 4) + 8;
-		if (cap - used < need) {
-			cap = (cap + need) * 2;
-			char *g = realloc(buf, cap);
-			if (g == NULL) {
-				json_decref(j);
-				free(buf);
-				return NULL;
-			}
-			buf = g;
+	size_t n = 0;
+	for (size_t m = its[rep].first; m < rep; m++)
+		n += its[m].rep == rep;
+	const char **lines = calloc(n > 0 ? n : 1, sizeof *lines);
+	size_t *lens = calloc(n > 0 ? n : 1, sizeof *lens);
+	char *ids = NULL;
+	if (lines != NULL && lens != NULL) {
+		size_t k = 0;
+		for (size_t m = its[rep].first; m < rep; m++) {
+			if (its[m].rep != rep)
+				continue;
+			lines[k] = item_line(&its[m]);
+			lens[k++] = its[m].len - 1;
 		}
-		if (used > sizeof KEY_COALESCED + 3)
-			buf[used++] = ',';
-		if (id != NULL)
-			jsonline_quote(buf, cap, &used, id);
-		else
-			used +=
-			    (size_t)snprintf(buf + used, cap - used, "null");
-		json_decref(j);
+		ids = coalesce_ids(lines, lens, n, len);
 	}
-	buf[used++] = ']';
-	*len = used;
-	return buf;
+	free(lines);
+	free(lens);
+	return ids;
 }
 
 /* Settles the members of rep with fate (their representative's). */
@@ -938,7 +862,7 @@ static int offer_planned(struct engine *e, struct wfile *fs, size_t nf)
 			rc = collect(e, &fs[i], &its, &n, &cap);
 	}
 	if (rc == 0 && e->opt.coalesce)
-		rc = engine_plan(its, n);
+		rc = plan(its, n);
 	if (rc != 0)
 		e->stats.broken = 1;
 	for (size_t a = 0; rc == 0 && a < n && !engine_done(e);) {
