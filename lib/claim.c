@@ -194,7 +194,8 @@ void claim_state_free(struct claim_state *st)
 	memset(st, 0, sizeof *st);
 }
 
-ssize_t claim_state_find(const struct claim_state *st, off_t off)
+/* The index of the first entry at or after off. */
+static size_t lower_bound(const struct claim_state *st, off_t off)
 {
 	size_t lo = 0;
 	size_t hi = st->n_retry;
@@ -205,32 +206,41 @@ ssize_t claim_state_find(const struct claim_state *st, off_t off)
 		else
 			hi = mid;
 	}
-	return lo < st->n_retry && st->retry[lo].off == off ? (ssize_t)lo : -1;
+	return lo;
+}
+
+ssize_t claim_state_find(const struct claim_state *st, off_t off)
+{
+	size_t i = lower_bound(st, off);
+	return i < st->n_retry && st->retry[i].off == off ? (ssize_t)i : -1;
 }
 
 int claim_state_retry(struct claim_state *st, off_t off, unsigned attempts,
 		      const char *last_error)
 {
-	size_t i = 0;
 	char *e = strdup(last_error);
 	if (e == NULL)
 		return -1;
 	/* The state file holds JSON strings: UTF-8 only. */
 	if (!utf8_valid((const unsigned char *)e, strlen(e)))
 		utf8_scrub(e);
-	while (i < st->n_retry && st->retry[i].off < off)
-		i++;
+	size_t i = lower_bound(st, off);
 	if (i < st->n_retry && st->retry[i].off == off) {
 		free(st->retry[i].last_error);
 	} else {
-		struct claim_retry *g =
-		    realloc(st->retry, (st->n_retry + 1) * sizeof *g);
-		if (g == NULL) {
-			free(e);
-			return -1;
+		if (st->n_retry == st->cap) {
+			size_t cap = st->cap > 0 ? st->cap * 2 : 16;
+			struct claim_retry *g =
+			    realloc(st->retry, cap * sizeof *g);
+			if (g == NULL) {
+				free(e);
+				return -1;
+			}
+			st->retry = g;
+			st->cap = cap;
 		}
-		st->retry = g;
-		memmove(&g[i + 1], &g[i], (st->n_retry - i) * sizeof *g);
+		memmove(&st->retry[i + 1], &st->retry[i],
+			(st->n_retry - i) * sizeof *st->retry);
 		st->n_retry++;
 	}
 	st->retry[i].off = off;
@@ -245,6 +255,29 @@ void claim_state_drop(struct claim_state *st, size_t i)
 	memmove(&st->retry[i], &st->retry[i + 1],
 		(st->n_retry - i - 1) * sizeof *st->retry);
 	st->n_retry--;
+}
+
+static int by_off(const void *a, const void *b)
+{
+	off_t x = *(const off_t *)a;
+	off_t y = *(const off_t *)b;
+	return (x > y) - (x < y);
+}
+
+void claim_state_drop_all(struct claim_state *st, off_t *offs, size_t n)
+{
+	size_t kept = 0;
+	size_t k = 0;
+	qsort(offs, n, sizeof *offs, by_off);
+	for (size_t i = 0; i < st->n_retry; i++) {
+		while (k < n && offs[k] < st->retry[i].off)
+			k++;
+		if (k < n && offs[k] == st->retry[i].off)
+			free(st->retry[i].last_error);
+		else
+			st->retry[kept++] = st->retry[i];
+	}
+	st->n_retry = kept;
 }
 
 /*

@@ -601,6 +601,51 @@ static void list_of_an_empty_or_unreadable_dir(void **state)
 
 /* ---- state ------------------------------------------------------------- */
 
+/*
+ * Thousands of entries in any order, then dropping a scattered half in
+ * one call (with offsets that have no entry, and one twice): the list
+ * stays sorted, without the dropped ones, each last_error still its own.
+ */
+static void many_retries_and_one_drop_of_many(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	struct claim_state st;
+	off_t drop[N / 2 + 3];
+	size_t nd = 0;
+	char e[32];
+	memset(&st, 0, sizeof st);
+	st.offset = (off_t)N * 100;
+	/* 0, 100, ... inserted in a scrambled order (7919 is prime). */
+	for (size_t i = 0; i < N; i++) {
+		off_t off = (off_t)((i * 7919) % N) * 100;
+		snprintf(e, sizeof e, "e%lld", (long long)off);
+		assert_int_equal(claim_state_retry(&st, off, 1, e), 0);
+	}
+	assert_int_equal(st.n_retry, N);
+	for (size_t i = 0; i < N; i += 2)
+		drop[nd++] = (off_t)(N - 2 - i) * 100; /* descending */
+	drop[nd++] = 50;			       /* no entry there */
+	drop[nd++] = (off_t)N * 100;		       /* past the last */
+	drop[nd++] = 200;			       /* twice */
+	claim_state_drop_all(&st, drop, nd);
+	assert_int_equal(st.n_retry, N / 2);
+	for (size_t i = 0; i < st.n_retry; i++) {
+		off_t want = (off_t)(2 * i + 1) * 100;
+		assert_int_equal(st.retry[i].off, want);
+		snprintf(e, sizeof e, "e%lld", (long long)want);
+		assert_string_equal(st.retry[i].last_error, e);
+		assert_int_equal(claim_state_find(&st, want), (ssize_t)i);
+		assert_int_equal(claim_state_find(&st, want - 100), -1);
+	}
+	/* Nothing to drop, or an empty list: nothing changes. */
+	claim_state_drop_all(&st, drop, 0);
+	assert_int_equal(st.n_retry, N / 2);
+	claim_state_free(&st);
+	claim_state_drop_all(&st, drop, nd);
+	assert_int_equal(st.n_retry, 0);
+}
+
 static void state_round_trip_with_retries(void **state)
 {
 	struct fx *t = *state;
@@ -963,6 +1008,7 @@ int main(void)
 	    T(list_orders_work_files_by_claim_time),
 	    T(list_follows_successive_claims),
 	    T(list_of_an_empty_or_unreadable_dir),
+	    T(many_retries_and_one_drop_of_many),
 	    T(state_round_trip_with_retries),
 	    T(state_file_format),
 	    T(state_keeps_a_last_error_that_is_not_utf8_scrubbed),
