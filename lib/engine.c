@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,14 @@ struct wfile {
 	const char *map;
 	size_t size;
 	struct claim_state st;
+	/*
+	 * Retry entries settled this pass, dropped from st all at once
+	 * before it is saved: one by one, each drop would move the rest of
+	 * a list that --coalesce can fill with thousands of held events.
+	 */
+	off_t *gone;
+	size_t n_gone;
+	size_t cap_gone;
 	int usable; /* opened, read, progress loaded */
 	int dirty;  /* st changed since it was saved */
 	int broken; /* a write failed: nothing more from it in this pass */
@@ -249,6 +258,9 @@ static void close_work(struct wfile *f)
 	release_bytes(f);
 	f->map = NULL;
 	claim_state_free(&f->st);
+	free(f->gone);
+	f->gone = NULL;
+	f->n_gone = f->cap_gone = 0;
 	f->usable = 0;
 }
 
@@ -274,12 +286,36 @@ static const char *item_line(const struct item *it)
 
 /* ---- settling --------------------------------------------------------- */
 
+/* Drops the entries settled meanwhile from f's retry list. */
+static void drop_gone(struct wfile *f)
+{
+	claim_state_drop_all(&f->st, f->gone, f->n_gone);
+	f->n_gone = 0;
+}
+
+/* Notes off as settled, to leave the retry list at the next drop_gone. */
+static int gone(struct wfile *f, off_t off)
+{
+	if (f->n_gone == f->cap_gone) {
+		size_t cap = f->cap_gone > 0 ? f->cap_gone * 2 : 64;
+		off_t *g = realloc(f->gone, cap * sizeof *g);
+		if (g == NULL)
+			return -1;
+		f->gone = g;
+		f->cap_gone = cap;
+	}
+	f->gone[f->n_gone++] = off;
+	return 0;
+}
+
 static void settle_done(struct item *it)
 {
 	struct wfile *f = it->f;
 	if (it->retry) {
-		ssize_t i = claim_state_find(&f->st, it->off);
-		if (i >= 0)
+		ssize_t i = gone(f, it->off) == 0
+				? -1
+				: claim_state_find(&f->st, it->off);
+		if (i >= 0) /* out of memory: drop it now, the slow way */
 			claim_state_drop(&f->st, (size_t)i);
 	} else {
 		f->st.offset = it->off + (off_t)it->len;
@@ -438,11 +474,32 @@ static void save(struct engine *e, int dirfd, const char *dir, struct wfile *f)
 	char err[CLAIM_ERR_MAX];
 	if (!f->usable || !f->dirty)
 		return;
+	drop_gone(f);
 	if (claim_state_save(dirfd, dir, &f->w, &f->st, 0, err) != 0) {
 		problem(e, err);
 		f->broken = 1;
 	}
 	f->dirty = 0;
+}
+
+/*
+ * Events handed over between two commits: the handler's commit_every,
+ * or more while the retry lists are long (--coalesce holds back every
+ * event but the latest of its object): each save writes the whole list,
+ * so it comes at most once per 1/1024 of its entries, and what saving
+ * writes stays in proportion to the events handed over.  A drain killed
+ * in between offers those events again (at-least-once).
+ */
+static unsigned commit_due(const struct engine *e, const struct wfile *fs,
+			   size_t n)
+{
+	size_t entries = 0;
+	for (size_t i = 0; i < n; i++)
+		entries += fs[i].st.n_retry;
+	size_t due = entries / 1024;
+	return due > e->h.commit_every
+		   ? (unsigned)(due < UINT_MAX ? due : UINT_MAX)
+		   : e->h.commit_every;
 }
 
 /*
@@ -692,7 +749,7 @@ static int one_file(struct engine *e, struct wfile *f)
 		it.attempts = f->st.retry[k].attempts;
 		it.retry = 1;
 		rc = offer_one(e, &it, 0);
-		if (rc == 0 && ++e->since_commit >= e->h.commit_every)
+		if (rc == 0 && ++e->since_commit >= commit_due(e, f, 1))
 			rc = commit(e, f, 1);
 	}
 	free(offs);
@@ -700,7 +757,7 @@ static int one_file(struct engine *e, struct wfile *f)
 	       (size_t)f->st.offset < f->size) {
 		struct item it = item_at(f, f->st.offset);
 		rc = offer_one(e, &it, 0);
-		if (rc == 0 && ++e->since_commit >= e->h.commit_every)
+		if (rc == 0 && ++e->since_commit >= commit_due(e, f, 1))
 			rc = commit(e, f, 1);
 	}
 	return rc;
@@ -838,6 +895,7 @@ static void finalize(struct engine *e, int dirfd, const char *dir,
 	char err[CLAIM_ERR_MAX];
 	if (!f->usable)
 		return;
+	drop_gone(f);
 	if (!e->stats.broken) {
 		if ((size_t)f->st.offset >= f->size && f->st.n_retry == 0 &&
 		    !f->broken) {
@@ -875,9 +933,11 @@ static int offer_planned(struct engine *e, struct wfile *fs, size_t nf)
 			for (size_t i = a; rc == 0 && i < b &&
 					   !engine_done(e) && !its[a].f->broken;
 			     i++) {
+				/* A held event needs no save of its own. */
+				int held = its[i].rep != i;
 				rc = offer_one(e, its, i);
-				if (rc == 0 &&
-				    ++e->since_commit >= e->h.commit_every)
+				if (rc == 0 && !held &&
+				    ++e->since_commit >= commit_due(e, fs, nf))
 					rc = commit(e, fs, nf);
 			}
 		}
