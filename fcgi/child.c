@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,46 +35,103 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Removes the inherited variables named with one of the prefixes. */
-static void clear_env(const char *const *clear)
+/* Whether v (NAME=value) is named with a prefix of clear or set by env. */
+static int replaced(const char *v, const char *const *clear,
+		    const struct child_env *env, size_t nenv)
 {
-	char name[256];
-	for (size_t i = 0; clear != NULL && environ[i] != NULL;) {
-		const char *v = environ[i];
-		size_t k = 0;
-		while (clear[k] != NULL &&
-		       strncmp(v, clear[k], strlen(clear[k])) != 0)
-			k++;
-		size_t n = strcspn(v, "=");
-		if (clear[k] == NULL || n >= sizeof name) {
-			i++;
-			continue;
-		}
-		memcpy(name, v, n);
-		name[n] = '\0';
-		if (unsetenv(name) != 0)
-			_exit(126);
-		/* environ[i] now holds the next variable. */
+	size_t n = strcspn(v, "=");
+	for (size_t k = 0; clear != NULL && clear[k] != NULL; k++) {
+		if (strncmp(v, clear[k], strlen(clear[k])) == 0)
+			return 1;
 	}
+	for (size_t i = 0; i < nenv; i++) {
+		if (strlen(env[i].name) == n && memcmp(v, env[i].name, n) == 0)
+			return 1;
+	}
+	return 0;
 }
 
-static void exec_child(int in, const char *cmd, const char *const *clear,
-		       const struct child_env *env, size_t nenv)
+static void free_envp(char **envp)
 {
-	sigset_t none;
-	setpgid(0, 0);
-	if (dup2(in, STDIN_FILENO) < 0)
-		_exit(126);
-	clear_env(clear);
-	for (size_t i = 0; i < nenv; i++) {
-		if (setenv(env[i].name, env[i].value, 1) != 0)
-			_exit(126);
+	for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+		free(envp[i]);
+	free(envp);
+}
+
+/*
+ * The handler's environment: the inherited one without the variables
+ * replaced(), then env as NAME=value.  NULL when out of memory.
+ */
+static char **make_envp(const char *const *clear, const struct child_env *env,
+			size_t nenv)
+{
+	size_t n = 0;
+	while (environ[n] != NULL)
+		n++;
+	char **envp = calloc(n + nenv + 1, sizeof *envp);
+	size_t k = 0;
+	int ok = envp != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
+		if (replaced(environ[i], clear, env, nenv))
+			continue;
+		ok = (envp[k++] = strdup(environ[i])) != NULL;
 	}
-	signal(SIGPIPE, SIG_DFL);
+	for (size_t i = 0; ok && i < nenv; i++) {
+		size_t len = strlen(env[i].name) + strlen(env[i].value) + 2;
+		char *v = malloc(len);
+		if (v != NULL)
+			snprintf(v, len, "%s=%s", env[i].name, env[i].value);
+		ok = (envp[k++] = v) != NULL;
+	}
+	if (!ok) {
+		free_envp(envp);
+		return NULL;
+	}
+	return envp;
+}
+
+/*
+ * Starts /bin/sh -c cmd reading in, in a process group of its own, with
+ * no signal blocked, SIGPIPE at its default and the environment envp.
+ * posix_spawn (a vfork, not a fork) costs the same however much memory
+ * the drain holds: its work files are read into memory.  0 with *pid, or
+ * an errno value.
+ */
+static int spawn(pid_t *pid, int in, const char *cmd, char **envp)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	sigset_t dfl;
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	int err = posix_spawn_file_actions_init(&fa);
+	if (err != 0)
+		return err;
+	err = posix_spawnattr_init(&at);
+	if (err != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return err;
+	}
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-	_exit(127);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	if (err == 0)
+		err = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO);
+	if (err == 0)
+		err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+							POSIX_SPAWN_SETSIGMASK |
+							POSIX_SPAWN_SETSIGDEF);
+	if (err == 0)
+		err = posix_spawnattr_setpgroup(&at, 0);
+	if (err == 0)
+		err = posix_spawnattr_setsigmask(&at, &none);
+	if (err == 0)
+		err = posix_spawnattr_setsigdefault(&at, &dfl);
+	if (err == 0)
+		err = posix_spawn(pid, "/bin/sh", &fa, &at, argv, envp);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
 }
 
 /*
@@ -144,19 +202,16 @@ int child_run(const char *cmd, const struct iovec *segs, size_t nseg,
 		snprintf(why, CHILD_WHY_MAX, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(why, CHILD_WHY_MAX, "fork: %s", strerror(errno));
+	pid_t pid;
+	char **envp = make_envp(clear, env, nenv);
+	int err = envp != NULL ? spawn(&pid, p[0], cmd, envp) : ENOMEM;
+	free_envp(envp);
+	if (err != 0) {
+		snprintf(why, CHILD_WHY_MAX, "spawn: %s", strerror(err));
 		close(p[0]);
 		close(p[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		close(p[1]);
-		exec_child(p[0], cmd, clear, env, nenv);
-	}
-	/* Also here, against a race with the child's own setpgid. */
-	setpgid(pid, pid);
 	close(p[0]);
 	fcntl(p[1], F_SETFL, O_NONBLOCK);
 	int fed = feed(p[1], segs, nseg, deadline);
