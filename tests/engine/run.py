@@ -202,7 +202,9 @@ def case_exec_environment_namespace(h):
              ('ok', 'y' * 4096), ('huge', 'z' * (130 * 1024)),
              ('caf\u00e9', 'v')]
     line = sp.post(pairs)
-    env = sp.env(PODIO_PARAM_STALE='from cron', PODIO_EVENT_ID='stale')
+    long_stale = 'PODIO_PARAM_' + 'X' * 300
+    env = sp.env(PODIO_PARAM_STALE='from cron', PODIO_EVENT_ID='stale',
+                 **{long_stale: 'from cron, a long name'})
     r = subprocess.run([h.bin, 'drain', '--exec', handler], env=env,
                        capture_output=True, timeout=60)
     eq(r.returncode, 0, 'exit status (stderr %r)' % r.stderr[-300:])
@@ -219,7 +221,7 @@ def case_exec_environment_namespace(h):
     eq(e.get('PODIO_PARAM_OK'), 'y' * 4096, '4096 bytes exported')
     eq(e.get('PODIO_PARAM_CAF__'), 'v', 'non-ASCII bytes become _')
     for gone in ('PODIO_PARAM_ITEM_ID', 'PODIO_PARAM_BIG',
-                 'PODIO_PARAM_HUGE', 'PODIO_PARAM_STALE'):
+                 'PODIO_PARAM_HUGE', 'PODIO_PARAM_STALE', long_stale):
         check(gone not in e, '%s is set', gone)
     eq(e.get('PODIO_PARAMS_OMITTED'), 'item_id,item-id,big,huge',
        'PODIO_PARAMS_OMITTED')
