@@ -12,8 +12,12 @@
 
 #include "form.h"
 #include "http.h"
+#include "layout.h"
 #include "log.h"
 #include "num.h"
+
+/* The token file's size at most: a few hundred bytes in practice. */
+#define CACHE_FILE_MAX (64 * 1024)
 
 /* A form body of credentials: a few hundred bytes in practice. */
 #define FORM_BODY_MAX 4096
@@ -260,9 +264,25 @@ static void shared_store(const struct podio *p)
 static void cache_load(struct podio *p)
 {
 	char owner[512];
+	struct stat st;
 	if (p->cache_path == NULL)
 		return;
-	json_t *j = json_load_file(p->cache_path, 0, NULL);
+	/*
+	 * Never through a link, never blocking on a FIFO planted in the
+	 * spool; a few hundred bytes in practice.
+	 */
+	int fd = layout_open_file(AT_FDCWD, p->cache_path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > CACHE_FILE_MAX) {
+		if (fd >= 0 || errno != ENOENT)
+			log_warn("token cache %s not read: %s", p->cache_path,
+				 fd >= 0 ? "larger than 64 KiB"
+					 : layout_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	json_t *j = json_loadfd(fd, 0, NULL);
+	close(fd);
 	token_owner(p, owner, sizeof owner);
 	if (json_is_object(j) && strcmp(jstr(j, "owner"), owner) == 0 &&
 	    jstr(j, "access_token")[0] != '\0') {
@@ -297,11 +317,17 @@ static void cache_store(struct podio *p)
 		 json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0;
 	if (fd >= 0 && close(fd) != 0)
 		ok = 0;
+	struct stat st;
+	if (ok && lstat(p->cache_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* Planted (a link, a FIFO): left for `check` to report. */
+		errno = S_ISLNK(st.st_mode) ? ELOOP : EFTYPE_LAYOUT;
+		ok = 0;
+	}
 	if (ok && rename(tmp, p->cache_path) != 0)
 		ok = 0;
 	if (!ok) {
 		log_warn("cannot cache the Podio token in %s: %s",
-			 p->cache_path, strerror(errno));
+			 p->cache_path, layout_strerror(errno));
 		if (fd >= 0)
 			unlink(tmp);
 	}

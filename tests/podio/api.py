@@ -108,6 +108,42 @@ def t_reuse(env):
     eq(stat.S_IMODE(st.st_mode), 0o600, "token file mode")
 
 
+@case("a symbolic link or a FIFO planted as {spool}/.podio-token is "
+      "never read, written through or replaced: the call gets a token of "
+      "its own, says why on stderr, and the plant stays as it was")
+def t_planted_cache(env):
+    P.check_exit(env.api("GET", "/item/1"), 0, "first call")
+    cache = os.path.join(env.spool, ".podio-token")
+    with open(cache) as f:
+        real = json.load(f)
+    planted = os.path.join(env.dir, "planted.json")
+    with open(planted, "w") as f:
+        json.dump(dict(real, access_token="PLANTED-TOKEN"), f)
+    with open(planted, "rb") as f:
+        before = f.read()
+    os.unlink(cache)
+    os.symlink(planted, cache)
+    r = env.api("GET", "/task/2")
+    P.check_exit(r, 0, "api with the token cache a symbolic link")
+    log = env.fake.requests()
+    P.check_sequence(log[2:], [("POST", "/oauth/token", 200),
+                               ("GET", "/task/2", 200)])
+    tok = json.loads(log[2]["response"])["access_token"]
+    P.check_api_request(log[3], "GET", "/task/2", tok, status=200)
+    check(os.path.islink(cache), "the link was replaced")
+    with open(planted, "rb") as f:
+        eq(f.read(), before, "the link's target")
+    check(b"token cache %s not read: is a symbolic link" % cache.encode()
+          in r.err, "no warning naming the link: %r" % r.err[-300:])
+    os.unlink(cache)
+    os.mkfifo(cache, 0o600)
+    r = env.api("GET", "/item/1")  # a FIFO opened blocking would hang
+    P.check_exit(r, 0, "api with the token cache a FIFO")
+    check(stat.S_ISFIFO(os.lstat(cache).st_mode), "the FIFO was replaced")
+    check(b"not read: is not a regular file" in r.err,
+          "no warning: %r" % r.err[-300:])
+
+
 @case("the token cache is shared with verification: a CGI hook.verify, "
       "then api, one token request in all")
 def t_shared_with_verify(env):
