@@ -119,6 +119,22 @@ static int open_sub(struct engine *e, const char *name, char *path, size_t cap)
 	return fd;
 }
 
+/*
+ * The drain lock: at once or not at all, or with opt.wait until it is
+ * free or a stop is asked for (a signal without SA_RESTART interrupts the
+ * wait: EINTR).  0, or -1 with errno.
+ */
+static int take_lock(const struct engine *e)
+{
+	const int op = LOCK_EX | (e->opt.wait ? 0 : LOCK_NB);
+	for (;;) {
+		if (flock(e->lockfd, op) == 0)
+			return 0;
+		if (errno != EINTR || (e->opt.stop != NULL && *e->opt.stop))
+			return -1;
+	}
+}
+
 int engine_open(struct engine *e, const char *dir,
 		const struct engine_options *o, const struct engine_handler *h)
 {
@@ -152,8 +168,8 @@ int engine_open(struct engine *e, const char *dir,
 		engine_close(e);
 		return -1;
 	}
-	if (spool_flock(e->lockfd, LOCK_EX | (o->wait ? 0 : LOCK_NB)) != 0) {
-		int busy = errno == EWOULDBLOCK;
+	if (take_lock(e) != 0) {
+		int busy = errno == EWOULDBLOCK || errno == EINTR;
 		if (!busy)
 			log_error("%s/%s: flock: %s", dir, LAYOUT_DRAIN_LOCK,
 				  strerror(errno));

@@ -97,8 +97,8 @@ struct engine_options {
 	unsigned max_attempts;	  /* >= 1 */
 	unsigned long long limit; /* events offered at most, all passes */
 	int retry_failed;
-	int coalesce;	  /* see engine_plan in engine.c */
-	int wait;	  /* wait for the lock instead of giving up */
+	int coalesce; /* see coalesce.h */
+	int wait; /* wait for the lock (until a stop) instead of giving up */
 	mode_t file_mode; /* of the files the engine creates */
 	/*
 	 * Offer no event that failed before (held ones still are): for
@@ -106,7 +106,10 @@ struct engine_options {
 	 * again at every arrival.  May be changed between passes.
 	 */
 	int new_only;
-	/* Optional: when it becomes non-zero, the pass stops between events. */
+	/*
+	 * Optional: when it becomes non-zero, the pass stops between events,
+	 * and a wait for the lock ends at the signal that set it.
+	 */
 	const volatile sig_atomic_t *stop;
 };
 
@@ -143,7 +146,8 @@ struct engine {
 /*
  * Opens the spool directory dir (which must outlive e) and takes the
  * drain lock.  Returns 1 ready, 0 another engine holds the lock (nothing
- * was touched), -1 on error (logged).  o and h are copied.
+ * was touched; with wait, a stop came first), -1 on error (logged).  o
+ * and h are copied.
  */
 int engine_open(struct engine *e, const char *dir,
 		const struct engine_options *o, const struct engine_handler *h);

@@ -693,6 +693,47 @@ def case_follow_sigterm_lets_the_handler_finish(h):
     sp.expect_empty()
 
 
+def case_follow_sigterm_while_waiting_for_the_lock(h):
+    """SIGTERM while --follow waits for the drain lock (held by a handler
+    that a cron drain left running in the background): exit 0 at once,
+    no pass made."""
+    sp = Spool(h, 'follow-term-lock')
+    pidfile = os.path.join(sp.dir, 'bg.pid')
+    handler = script(sp, 'bg.sh', 'cat >/dev/null\n'
+                     'setsid sleep 60 </dev/null >/dev/null 2>&1 &\n'
+                     'echo $! > %s\n' % pidfile)
+    post_now(h, sp, [('type', 'item.create'), ('item_id', '1')])
+    r = sp.drain('--exec', handler)
+    eq(r.returncode, 0, 'the cron drain (stderr %r)' % r.stderr[-300:])
+    with open(pidfile) as f:
+        bg = int(f.read())
+    try:
+        post_now(h, sp, [('type', 'item.create'), ('item_id', '2')])
+        log = open(os.path.join(sp.dir, 'follow.log'), 'wb')
+        proc = subprocess.Popen(
+            [h.bin, 'drain', '--follow', '--exec', 'cat >/dev/null'],
+            env=sp.env(), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=log, **harness.run_as(None))
+        h.procs.append(proc)
+        time.sleep(0.5)
+        check(proc.poll() is None, '--follow did not wait for the lock')
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            raise Failure('--follow still waiting 5 s after SIGTERM')
+        log.close()
+        eq(rc, 0, 'exit status')
+        check(time.monotonic() - t0 < 2, 'slow to stop')
+        with open(os.path.join(sp.dir, 'follow.log'), 'rb') as f:
+            check(b'following' not in f.read(), 'a pass ran after SIGTERM')
+        with open(sp.path('item.create.jsonl'), 'rb') as f:
+            eq(len(lines_of(f.read())), 1, 'the second event still pending')
+    finally:
+        os.kill(bg, signal.SIGKILL)
+
+
 def case_follow_failing_handler_waits_for_rescan(h):
     """A failing event is not run again at each new arrival, only at the
     full pass every --rescan seconds."""
@@ -928,6 +969,8 @@ CASES = [
      case_follow),
     ('--follow: SIGTERM lets the handler in flight finish',
      case_follow_sigterm_lets_the_handler_finish),
+    ('--follow: SIGTERM while waiting for the drain lock: exit 0 at once',
+     case_follow_sigterm_while_waiting_for_the_lock),
     ('--follow: a failing event waits for the rescan',
      case_follow_failing_handler_waits_for_rescan),
     ('--follow: the systemd unit, verified and run as systemd would',
