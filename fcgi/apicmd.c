@@ -67,19 +67,18 @@ static int read_all(int fd, char **out, size_t *len)
 	if (buf == NULL)
 		return -1;
 	for (;;) {
-		if (n == cap) {
-			char *grown = cap < HTTP_BODY_MAX
-					  ? realloc(buf, cap * 2 + 1)
-					  : NULL;
+		if (n == cap && cap < HTTP_BODY_MAX) {
+			char *grown = realloc(buf, cap * 2 + 1);
 			if (grown == NULL) {
 				free(buf);
-				errno = cap < HTTP_BODY_MAX ? ENOMEM : EFBIG;
+				errno = ENOMEM;
 				return -1;
 			}
 			buf = grown;
 			cap *= 2;
 		}
-		ssize_t r = read(fd, buf + n, cap - n);
+		/* Full at the limit: a byte more (the spare) is too big. */
+		ssize_t r = read(fd, buf + n, n < cap ? cap - n : 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -91,11 +90,11 @@ static int read_all(int fd, char **out, size_t *len)
 		if (r == 0)
 			break;
 		n += (size_t)r;
-	}
-	if (n > HTTP_BODY_MAX) {
-		free(buf);
-		errno = EFBIG;
-		return -1;
+		if (n > HTTP_BODY_MAX) {
+			free(buf);
+			errno = EFBIG;
+			return -1;
+		}
 	}
 	buf[n] = '\0';
 	*out = buf;

@@ -385,6 +385,13 @@ static int parse_args(struct drain *d, int argc, char **argv, int *status)
 		cli_error("drain", "--exec and --batch exclude each other");
 		return -1;
 	}
+	/* sh -c '' exits 0: every event would count as handled. */
+	const char *hc = d->exec_cmd != NULL ? d->exec_cmd : d->batch_cmd;
+	if (hc != NULL && hc[strspn(hc, " \t\n")] == '\0') {
+		cli_error("drain", "%s wants a command, not an empty string",
+			  d->exec_cmd != NULL ? "--exec" : "--batch");
+		return -1;
+	}
 	for (size_t i = 0; i < types.n; i++) {
 		if (types.v[i][0] == '\0') {
 			cli_error("drain",

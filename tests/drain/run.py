@@ -162,10 +162,18 @@ def case_usage(h):
     sp = Spool(h, 'usage')
     for args in (['--exec', 'true', '--batch', 'true'], ['--max-attempts', '0'],
                  ['--timeout', 'x'], ['--limit', '-1'], ['--bogus'],
-                 ['--exec']):
+                 ['--exec'], ['--exec', ''], ['--batch', ' \t']):
         r = sp.drain(*args)
         eq(r.returncode, 2, 'drain %s exit status' % ' '.join(args))
         check(r.stderr.strip() != b'', 'drain %s: no message', args)
+    # An unset $HANDLER in a crontab: an error, not every event handled.
+    line = sp.post([('type', 'item.create'), ('item_id', '1')])
+    for flag in ('--exec', '--batch'):
+        r = sp.drain(flag, '')
+        eq((r.returncode, r.stderr),
+           (2, b'podio-hook: drain: %s wants a command, not an empty '
+            b'string\n' % flag.encode()), 'drain %s ""' % flag)
+    eq(sp.drain().stdout, line, 'the event, still pending')
     r = sp.run(['status', '--bogus'])
     eq(r.returncode, 2, 'status --bogus exit status')
 

@@ -360,6 +360,29 @@ def t_usage(env):
     eq(env.fake.requests(), [], "requests at the fake")
 
 
+@case("--data @FILE of exactly 4 MiB is sent whole; one byte more is "
+      "refused with exit 2 and nothing sent")
+def t_data_limit(env):
+    limit = 4 * 1024 * 1024
+    path = os.path.join(env.dir, "big.json")
+    body = b'{"a":"' + b"x" * (limit - 8) + b'"}'
+    eq(len(body), limit, "test body size")
+    with open(path, "wb") as f:
+        f.write(body)
+    r = env.api("POST", "/item/app/55/", "--data", "@" + path)
+    P.check_exit(r, 0, "api POST of 4 MiB")
+    log = env.fake.requests()
+    P.check_sequence(log, [("POST", "/oauth/token", 200),
+                           ("POST", "/item/app/55/", 200)])
+    eq(len(log[1]["body"]), limit, "bytes sent")
+    with open(path, "ab") as f:
+        f.write(b" ")
+    r = env.api("POST", "/item/app/55/", "--data", "@" + path)
+    P.check_exit(r, 2, "api POST of 4 MiB + 1")
+    check(b"larger than 4 MiB" in r.err, "stderr: %r" % r.err)
+    eq(len(env.fake.requests()), 2, "requests at the fake")
+
+
 @case("no credentials -> exit 2, nothing sent")
 def t_no_creds(env):
     ini = env.config("nocreds.ini", creds=None)
