@@ -52,15 +52,38 @@ static int fsync_dir(const char *dir, char *err)
 }
 
 /*
- * Opens path, creating it with the exact mode when absent.  Returns the
- * descriptor, or -1 with err set.
+ * fd when it is a regular file; else closes it and returns -1 with err
+ * set ("is not a regular file": a FIFO planted in the spool would take
+ * events and lose them, then block a writer holding the lock).
+ */
+static int regular(int fd, const char *path, char *err)
+{
+	struct stat st;
+	int e = fstat(fd, &st) != 0    ? errno
+		: !S_ISREG(st.st_mode) ? EFTYPE_LAYOUT
+				       : 0;
+	if (e != 0) {
+		snprintf(err, SPOOL_ERR_MAX, "open %s: %s", path,
+			 layout_strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Opens path (a regular file), creating it with the exact mode when
+ * absent.  Returns the descriptor, or -1 with err set.
  */
 static int open_spool_file(const char *path, mode_t mode, char *err)
 {
 	for (int i = 0; i < SPOOL_REOPEN_MAX; i++) {
-		int fd = open(path, OPEN_FLAGS);
+		/* O_NONBLOCK: opening a FIFO never waits for a reader. */
+		int fd = open(path, OPEN_FLAGS | O_NONBLOCK);
 		if (fd >= 0 || errno != ENOENT)
-			return fd >= 0 ? fd : fail(err, "open", path);
+			return fd >= 0 ? regular(fd, path, err)
+				       : fail(err, "open", path);
 		fd = open(path, OPEN_FLAGS | O_CREAT | O_EXCL, mode);
 		if (fd < 0 && errno == EEXIST)
 			continue; /* another writer created it first */

@@ -629,6 +629,40 @@ def t_spool_missing_at_start(world):
     return 'logged: %s' % line[:160]
 
 
+def t_spool_fifo(world):
+    srv, spool = spool_server(world, 'fifo')
+    fifo = os.path.join(spool, 'task.create.jsonl')
+    os.mkfifo(fifo, 0o660)
+    harness.chown_run(fifo, 0o660)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        line = expect_503_named(srv, event_body('ff-1', 'task.create'),
+                                fifo, 'a FIFO as task.create.jsonl')
+        check('is not a regular file' in line, 'logged: %s' % line)
+        # More than a pipe holds: each answered at once, none taken.
+        for i in range(8):
+            a = srv.post(event_body('ff-big-%d' % i, 'task.create'),
+                         timeout=10)
+            check(a.status == 503, 'POST %d to the FIFO: %r, want 503'
+                  % (i, a))
+        a = srv.post(event_body('ff-2'))
+        check(a.status == 200, 'item.create beside the FIFO: %r' % a)
+        try:
+            got = os.read(reader, 65536)
+        except BlockingIOError:
+            got = b''
+        check(got == b'', 'the FIFO got %d bytes' % len(got))
+    finally:
+        os.close(reader)
+    os.unlink(fifo)
+    a = srv.post(event_body('ff-3', 'task.create'))
+    check(a.status == 200, 'FIFO removed: %r, want 200' % a)
+    recs = check_whole(os.path.join(spool, 'task.create.jsonl'), 'spool')
+    check([marker_of(r) for r in recs] == ['ff-3'],
+          'task.create holds %s' % [marker_of(r) for r in recs])
+    return 'logged: %s' % line[:160]
+
+
 def t_spool_readonly_mode(world):
     srv, spool = spool_server(world, 'readonly')
     if os.geteuid() == 0:
@@ -1253,6 +1287,9 @@ CASES = [
      t_spool_readonly_mode),
     ('2. spool directory on a read-only bind mount: 503 + error, file '
      'unchanged; unmounted: 200', t_spool_readonly_mount),
+    ('2. a FIFO planted as task.create.jsonl under FastCGI: every POST of '
+     'that type 503 at once, nothing written into it, other types 200; '
+     'removed: 200', t_spool_fifo),
     ('3. kill -9 of a FastCGI process every 100 ms under waves of %d POSTs '
      'at concurrency %d: 2xx spooled exactly once, drain hands over whole '
      'lines, quarantines torn ones' % (KILL_N, KILL_PARALLEL), t_kill9),

@@ -615,6 +615,32 @@ static void missing_spool_dir_names_the_path(void **state)
 	assert_int_equal(entries_in(t->dir), 0);
 }
 
+/*
+ * A FIFO planted as {type}.jsonl takes nothing: the append fails naming
+ * it (the receiver answers 503), its reader finds no byte, and neither
+ * the open nor a later append blocks; other types still land.
+ */
+static void a_fifo_as_a_spool_file_takes_nothing(void **state)
+{
+	struct fx *t = *state;
+	char p[256];
+	char q[256];
+	char buf[64];
+	path_in(t, "item.create.jsonl", p, sizeof p);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	int r = open(p, O_RDONLY | O_NONBLOCK);
+	assert_true(r >= 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(append(t, "item.create", L1), -1);
+		assert_non_null(strstr(t->err, "is not a regular file"));
+		assert_non_null(strstr(t->err, p));
+	}
+	assert_true(read(r, buf, sizeof buf) <= 0);
+	close(r);
+	assert_int_equal(append(t, "hook.verify", L2), 0);
+	expect_file(path_in(t, "hook.verify.jsonl", q, sizeof q), L2);
+}
+
 /* ---- many writers ------------------------------------------------------ */
 
 #define WRITERS	   4
@@ -1094,6 +1120,7 @@ int main(void)
 	    T(sync_calls_fdatasync_after_the_write),
 	    T(no_sync_never_calls_fdatasync),
 	    T(missing_spool_dir_names_the_path),
+	    T(a_fifo_as_a_spool_file_takes_nothing),
 	    T(concurrent_writers_never_interleave),
 	    T(check_dir_accepts_a_local_directory),
 	    T(check_dir_refuses_a_regular_file),
@@ -1119,6 +1146,7 @@ int main(void)
 	    K(sync_calls_fdatasync_after_the_write),
 	    K(no_sync_never_calls_fdatasync),
 	    K(missing_spool_dir_names_the_path),
+	    K(a_fifo_as_a_spool_file_takes_nothing),
 	    K(concurrent_writers_never_interleave),
 	    T(once_per_append_keeps_nothing_open),
 	    K(one_descriptor_per_type_stays_open),
