@@ -258,7 +258,7 @@ static int emit(struct sync *s, const struct sync_line *l)
 		unsigned long long ref = 0;
 		num_parse(l->ref_id, 0, INT64_MAX, &ref);
 		json_t *o = json_pack(
-		    "{s:s?, s:o, s:s?, s:s, s:s, s:I, s:s, s:s}", "name",
+		    "{s:s?, s:o, s:s?, s:s, s:s?, s:I, s:s?, s:s?}", "name",
 		    l->name, "hook_id",
 		    l->hook_id > 0 ? json_integer(l->hook_id) : json_null(),
 		    "status", l->status, "action", action_names[l->action],

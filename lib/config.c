@@ -622,11 +622,13 @@ static int h_url(struct hook_conf *h, const char *v, char *why)
 			clean = 0;
 	}
 	if (scheme == 0 || n == scheme || v[scheme] == '/' || !clean ||
-	    n > CONFIG_HOOK_URL_MAX) {
+	    n > CONFIG_HOOK_URL_MAX ||
+	    !utf8_valid((const unsigned char *)v, n)) {
 		/* Not echoed: the url may carry the receiver's secret. */
 		snprintf(why, WHY_MAX,
 			 "expected an http:// or https:// URL with a host, "
-			 "no blank or control character, at most %d bytes",
+			 "UTF-8 without blank or control character, at most %d "
+			 "bytes",
 			 CONFIG_HOOK_URL_MAX);
 		return -1;
 	}

@@ -546,6 +546,32 @@ int podio_call(struct podio *p, const char *method, const char *path,
 	return rc;
 }
 
+/*
+ * Replaces each occurrence of code in p->err by "[code]": an error text
+ * from Podio may repeat the code, and codes are never logged.
+ */
+static void redact(struct podio *p, const char *code)
+{
+	char out[sizeof p->err];
+	const char *s = p->err;
+	size_t used = 0;
+	size_t n = strlen(code);
+	if (n == 0 || strstr(s, code) == NULL)
+		return;
+	out[0] = '\0';
+	while (*s != '\0' && used + 1 < sizeof out) {
+		const char *hit = strstr(s, code);
+		size_t plain = hit != NULL ? (size_t)(hit - s) : strlen(s);
+		int k = snprintf(out + used, sizeof out - used, "%.*s%s",
+				 (int)plain, s, hit != NULL ? "[code]" : "");
+		if (k < 0 || (size_t)k >= sizeof out - used)
+			break; /* cut where it had to be */
+		used += (size_t)k;
+		s = hit != NULL ? hit + n : s + plain;
+	}
+	memcpy(p->err, out, sizeof out);
+}
+
 int podio_validate(struct podio *p, const char *hook_id, const char *code)
 {
 	char path[256];
@@ -557,6 +583,8 @@ int podio_validate(struct podio *p, const char *hook_id, const char *code)
 	}
 	int rc = podio_call(p, "POST", path, body, NULL);
 	json_decref(body);
+	if (rc != 0)
+		redact(p, code);
 	return rc;
 }
 

@@ -123,7 +123,10 @@ long long podio_rate_reset(const struct http_rate *rate, const char *body,
 /* Obtains a fresh token with the configured grant (for `check`). */
 int podio_authenticate(struct podio *p);
 
-/* POST /hook/{hook_id}/verify/validate {"code":code} */
+/*
+ * POST /hook/{hook_id}/verify/validate {"code":code}.  On failure p->err
+ * holds "[code]" wherever Podio's text repeated the code.
+ */
 int podio_validate(struct podio *p, const char *hook_id, const char *code);
 
 #endif

@@ -546,7 +546,9 @@ class Handler(BaseHTTPRequestHandler):
         if want is None:
             raise jerr(404, "not_found", "Object not found")
         if code != want:
-            raise jerr(400, "invalid_value", "Invalid code")
+            # Echoes the code, as an error text may: it must not reach
+            # podio-hook's log.
+            raise jerr(400, "invalid_value", "Invalid code %s" % code)
         with state.lock:
             h = state.hooks.get(args["hook_id"])
             if h is not None:

@@ -223,9 +223,13 @@ def t_no_creds(env):
 
 
 @case("f. wrong code: failed with Podio's error (invalid_value / "
-      "Invalid code), not retried")
+      "Invalid code), not retried; the code kept out of the log")
 def t_wrong_code(env):
-    check_ok(env.cgi(verify_body(42, WRONG_CODE)))
+    r = env.cgi(verify_body(42, WRONG_CODE))
+    check_ok(r)
+    # The fake's error text repeats the code: logged without it.
+    check(WRONG_CODE.encode() not in r.err and b"Invalid code [code]" in r.err,
+          "the code in the log: %r" % r.err)
     v = check_verify_record(env.spooled("hook.verify")[0], "42", WRONG_CODE,
                             "failed")
     check("invalid_value" in v["detail"] and "Invalid code" in v["detail"],

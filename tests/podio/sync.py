@@ -363,6 +363,20 @@ PRUNE_SEEDS = [
 ]
 
 
+@case("--prune --json: a listed hook on our url without a type (Podio "
+      "lists null) is deleted and reported with type null")
+def t_prune_untyped(w):
+    r = w.sync("--prune", "--json")
+    P.check_exit(r, 0, "sync --prune --json (stderr %r)" % r.err)
+    got = json.loads(r.out)
+    eq([(o["name"], o["hook_id"], o["action"], o["type"]) for o in got],
+       [("item-create", 1001, "ok", "item.create"),
+        ("task-update", 1002, "ok", "task.update"),
+        (None, 1009, "deleted", None)], "reported")
+    eq([c for c in w.calls() if c[0] == "DELETE"],
+       [("DELETE", "/hook/1009", 204)], "deletions")
+
+
 @case("--dry-run --prune changes nothing: would-verify, would-create, "
       "would-delete; only the token request and GETs reach the fake")
 def t_dry_run(w):
@@ -513,6 +527,9 @@ SETUPS = {
                       [(1001, "app", 100, "inactive", "item.create", None),
                        ACTIVE_PAIR[1]], {}),
     t_prune: (TWO_HOOKS, PRUNE_SEEDS, {}),
+    t_prune_untyped: (TWO_HOOKS,
+                      ACTIVE_PAIR + [(1009, "app", 100, "inactive", None,
+                                      None)], {}),
     t_dry_run: (DRY_HOOKS, DRY_SEEDS, {"deliver_verify": True}),
     t_json: (DRY_HOOKS, DRY_SEEDS, {}),
     t_rate_list: (TWO_HOOKS, [], {"rate_limit": {"after": 1}}),

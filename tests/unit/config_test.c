@@ -762,6 +762,8 @@ static void hook_bad_values_are_named_with_their_line(void **state)
 		{"url", "example.org/hook"},
 		{"url", "\"https://example.org/a b\""},
 		{"url", ""},
+		{"url", "https://example.org/\xff\xfe"},
+		{"url", "https://example.org/\xc3"},
 		{"no_such_key", "1"},
 	};
 	static const char *const keys[] = {"ref_type", "ref_id", "type",
