@@ -268,6 +268,8 @@ void claim_state_drop_all(struct claim_state *st, off_t *offs, size_t n)
 {
 	size_t kept = 0;
 	size_t k = 0;
+	if (n == 0)
+		return; /* offs may be NULL */
 	qsort(offs, n, sizeof *offs, by_off);
 	for (size_t i = 0; i < st->n_retry; i++) {
 		while (k < n && offs[k] < st->retry[i].off)
