@@ -273,6 +273,23 @@ def t_make_run(world):
           'lighttpd %d still runs after make stop', pid2)
     check(not os.path.exists(pid_file), 'make stop left %s', pid_file)
     world.pid_files.remove(pid_file)
+    # A stale pid file (lighttpd gone, its number reused): make stop and
+    # make run leave that process alone.
+    other = subprocess.Popen(['sleep', '60'])
+    try:
+        with open(pid_file, 'w') as f:
+            f.write('%d\n' % other.pid)
+        s = run(['make', '-s', '-C', REPO, 'stop'],
+                env={'PATH': SYS_PATH, 'PODIO_HOOK_VAR': var})
+        check(s.returncode == 0 and 'stale' in s.stdout,
+              'make stop with a stale pid file: exit %d, %r', s.returncode,
+              s.stdout)
+        check(other.poll() is None, 'make stop killed process %d, which '
+              'was not lighttpd', other.pid)
+        check(not os.path.exists(pid_file), 'the stale %s stayed', pid_file)
+    finally:
+        other.kill()
+        other.wait()
 
 
 # --------------------------------------------------------------------------
