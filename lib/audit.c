@@ -115,8 +115,41 @@ static void check_entry(struct audit *a, int dirfd, const char *path,
 	finding(a, problem, fix);
 }
 
-/* Every spool name in one folder. */
-static void check_files(struct audit *a, int dirfd, const char *path)
+/*
+ * A name like a spool file's with something after it ({type}.jsonl.1,
+ * {type}.jsonl-20261127.gz): a copy or a rotation that drain never reads.
+ * The length of its type, or 0.
+ */
+static size_t stray_type(const char *name)
+{
+	const char *p = strstr(name, LAYOUT_SUFFIX);
+	if (name[0] == '.' || p == NULL)
+		return 0;
+	char after = p[sizeof LAYOUT_SUFFIX - 1];
+	size_t n = (size_t)(p - name);
+	return (after == '.' || after == '-') && event_type_wellformed(name, n)
+		   ? n
+		   : 0;
+}
+
+static void report_stray(struct audit *a, const char *path, const char *name,
+			 size_t tlen)
+{
+	char problem[1024];
+	char fix[1024];
+	snprintf(problem, sizeof problem,
+		 "%s/%s is not a spool file: drain never reads it (spool "
+		 "files must not be rotated, copied or truncated)",
+		 path, name);
+	snprintf(fix, sizeof fix,
+		 "mv %s/%s %s/%.*s" LAYOUT_CLAIM_MARK "1 (uncompressed; "
+		 "another number if taken): drain then takes it",
+		 path, name, path, (int)tlen, name);
+	finding(a, problem, fix);
+}
+
+/* Every spool name in one folder; top: the spool directory itself. */
+static void check_files(struct audit *a, int dirfd, const char *path, int top)
 {
 	DIR *d = layout_read_dir(dirfd);
 	struct dirent *e;
@@ -126,8 +159,11 @@ static void check_files(struct audit *a, int dirfd, const char *path)
 		char type[EVENT_TYPE_MAX + 1];
 		const char *st = strstr(e->d_name, LAYOUT_CLAIM_MARK);
 		int progress = st != NULL && strstr(st, LAYOUT_STATE_SUFFIX);
+		size_t stray;
 		if (layout_parse(e->d_name, type) != LAYOUT_OTHER || progress)
 			check_entry(a, dirfd, path, e->d_name, 0);
+		else if (top && (stray = stray_type(e->d_name)) > 0)
+			report_stray(a, path, e->d_name, stray);
 	}
 	closedir(d);
 }
@@ -141,7 +177,7 @@ static void check_sub(struct audit *a, int dirfd, const char *path,
 	if (fd < 0)
 		return;
 	snprintf(sub, sizeof sub, "%s/%s", path, name);
-	check_files(a, fd, sub);
+	check_files(a, fd, sub, 0);
 	close(fd);
 }
 
@@ -190,7 +226,7 @@ int audit_spool(const char *dir, mode_t file_mode, uid_t runner,
 	check_sub(&a, dirfd, dir, LAYOUT_BAD_DIR);
 	check_entry(&a, dirfd, dir, LAYOUT_DRAIN_LOCK, 0);
 	check_entry(&a, dirfd, dir, LAYOUT_TOKEN_CACHE, 0);
-	check_files(&a, dirfd, dir);
+	check_files(&a, dirfd, dir, 1);
 	close(dirfd);
 	return a.found;
 }

@@ -22,6 +22,8 @@ typedef void (*audit_report_fn)(void *ctx, const char *problem,
  *     work or progress file the spool's owner cannot read and write
  *     (and search, for folders);
  *   - symbolic links or files of another kind under a spool name;
+ *   - copies or rotations of spool files ({type}.jsonl.1, ...), which
+ *     drain never reads;
  *   - a file_mode that lets group or others write.
  * Returns the number of findings, or -1 when dir cannot be examined.
  */

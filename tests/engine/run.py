@@ -396,6 +396,35 @@ def case_check_reports_root_leftovers(h):
     eq(r.returncode, 0, 'check after the fixes: %s' % stderr_of(r))
 
 
+def case_check_names_rotated_spool_files(h):
+    """A spool file renamed by a log rotation (or copied aside) is never
+    drained: check names it, with the mv that hands it to drain; done as
+    told, drain hands its events over and check is clean."""
+    sp = Spool(h, 'rotated')
+    lines = [sp.post([('type', 'item.create'), ('item_id', str(i))])
+             for i in range(3)]
+    os.rename(sp.path('item.create.jsonl'), sp.path('item.create.jsonl.1'))
+    with open(sp.path('item.create.jsonl-20261127.gz'), 'wb') as f:
+        f.write(b'\x1f\x8b')
+    r = sp.run(['check'])
+    eq(r.returncode, 1, 'check exit status')
+    err = stderr_of(r)
+    for name in ('item.create.jsonl.1', 'item.create.jsonl-20261127.gz'):
+        check('%s is not a spool file' % sp.path(name) in err,
+              'check does not name %s: %s', name, err)
+    fix = 'mv %s %s' % (sp.path('item.create.jsonl.1'),
+                        sp.path('item.create.jsonl.claim-1'))
+    check(fix in err, 'check does not suggest %r: %s', fix, err)
+    eq(sp.drain().stdout, b'', 'drain before the fix')
+    os.rename(sp.path('item.create.jsonl.1'),
+              sp.path('item.create.jsonl.claim-1'))
+    os.unlink(sp.path('item.create.jsonl-20261127.gz'))
+    eq(sp.drain().stdout, b''.join(lines), 'drain after the mv')
+    r = sp.run(['check'])
+    eq(r.returncode, 0, 'check after the fix: %s' % stderr_of(r))
+    sp.expect_empty()
+
+
 # --------------------------------------------------------------------------
 # Stress
 
@@ -961,6 +990,8 @@ CASES = [
      case_root_follows_no_symlink),
     ('check: root leftovers, world-writable spool, file_mode',
      case_check_reports_root_leftovers),
+    ('check: rotated copies of spool files named, with the mv for drain',
+     case_check_names_rotated_spool_files),
     ('stress: writers, killed drains and handlers, a third party',
      case_stress),
     ('--coalesce: updates of one object and repeats handed over once',
