@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/audit.h"
@@ -112,11 +113,37 @@ static int cmd_check(struct app *a, int argc, char **argv)
 	return found > 0 || auth != 0 ? 1 : 0;
 }
 
+/*
+ * --listen: binds (as whoever started it), then, started by root, becomes
+ * the spool's owner as the commands do, before any thread or request, so
+ * that no root-owned file lands in a spool the web user drains.  For
+ * that, root needs the config and the spool at the start.
+ */
 static int cmd_listen(struct app *a, const char *spec)
 {
+	struct stat st;
 	int fd = serve_listen(spec);
 	if (fd < 0)
 		return 1;
+	if (geteuid() == 0) {
+		a->command = 1;
+		if (app_load(a) != 0) {
+			log_error("--listen as root needs its config at the "
+				  "start, to run as the spool's owner");
+			close(fd);
+			return 1;
+		}
+		/* Still root: a root-owned spool, or one that is missing. */
+		if (geteuid() == 0 &&
+		    (stat(a->cfg.spool_dir, &st) != 0 || st.st_uid != 0)) {
+			log_error(
+			    "--listen as root: the spool %s must exist at "
+			    "the start, to run as its owner",
+			    a->cfg.spool_dir);
+			close(fd);
+			return 1;
+		}
+	}
 	return serve_fastcgi(a, fd, spec);
 }
 

@@ -824,6 +824,44 @@ def t_listen_lines(world):
     return '%s / %s' % (starts[0], stops[0])
 
 
+def t_listen_as_root(world):
+    if os.geteuid() != 0:
+        raise Skip('needs root: --listen started by root')
+    d, spool = world.spool('root')   # owned by the run user
+    ini = write_ini(world, d, spool, level='info')
+    port = harness.free_port()
+    log = os.path.join(d, 'listen.log')
+    p = world.start([world.bin, '--config', ini, '--listen',
+                     '127.0.0.1:%d' % port], log, as_run_user=False)
+    fcgiclient.wait_listening(p, port, log, 20)
+    env, raw = fcgiclient.cgi_post(event('as-root'))
+    st, _, _ = fcgiclient.FcgiClient(port, 30).request(env, raw)
+    check(st == 200, 'event answered %s' % st)
+    uid, gid = world.ids[0], world.ids[1]
+    f = os.stat(os.path.join(spool, 'item.create.jsonl'))
+    check((f.st_uid, f.st_gid) == (uid, gid), 'item.create.jsonl is owned '
+          'by %d:%d, want the spool owner %d:%d'
+          % (f.st_uid, f.st_gid, uid, gid))
+    ids = re.search(r'(?m)^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)',
+                    read_file('/proc/%d/status' % p.pid))
+    check(ids and set(ids.groups()) == {str(uid)},
+          'the process runs as %s, want uid %d throughout'
+          % (ids.groups() if ids else None, uid))
+    os.kill(p.pid, signal.SIGTERM)
+    check(p.wait(20) == 0, 'exit status after SIGTERM')
+    # Root without its config (or spool) cannot know whom to become.
+    gone = os.path.join(d, 'missing.ini')
+    log2 = os.path.join(d, 'listen-noconf.log')
+    p = world.start([world.bin, '--config', gone, '--listen',
+                     '127.0.0.1:%d' % harness.free_port()], log2,
+                    as_run_user=False)
+    check(p.wait(20) == 1, 'without its config: exit %s, want 1'
+          % p.returncode)
+    check('--listen as root needs its config' in read_file(log2),
+          'no reason given: %s' % read_file(log2))
+    return 'spool file %d:%d, process uid %d' % (f.st_uid, f.st_gid, uid)
+
+
 def t_sighup_reload(world):
     d, spool = world.spool('reload')
     ini = write_ini(world, d, spool, receiver={'unknown_types': 'accept'},
@@ -1015,6 +1053,9 @@ CASES = [
      'event handed over exactly once', t_claims_during_load),
     ('listen-lines: --listen logs one line at start and one at the stop, '
      'exit 0 on SIGTERM', t_listen_lines),
+    ('listen-as-root: --listen started by root runs as the spool owner (its '
+     'files are the owner\'s); without its config it exits 1 saying why',
+     t_listen_as_root),
     ('sighup-reload: SIGHUP under --listen re-reads the config (logged); a '
      'bad config keeps the one in use and says why', t_sighup_reload),
     ('config-late: --listen started without its config: 500 naming it, '
