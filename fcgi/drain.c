@@ -263,7 +263,7 @@ static enum engine_verdict exec_one(void *ctx, const struct engine_event *ev,
 	json_t *params = json_object_get(j, "params");
 	size_t n = json_is_object(params) ? json_object_size(params) : 0;
 	struct param *ps = calloc(n + 1, sizeof *ps);
-	struct child_env *env = calloc(n + 3, sizeof *env);
+	struct child_env *env = calloc(n + 4, sizeof *env);
 	char *omitted = NULL;
 	size_t k = 0;
 	int rc = j != NULL && ps != NULL && env != NULL ? 0 : -1;
@@ -295,6 +295,8 @@ static enum engine_verdict exec_one(void *ctx, const struct engine_event *ev,
 	env[ne++].value = id != NULL ? id : "";
 	env[ne].name = ENV_EVENT_TYPE;
 	env[ne++].value = ev->type;
+	env[ne].name = CONFIG_ENV; /* podio-hook api in a handler: this one */
+	env[ne++].value = d->a->cfg.path;
 	if (omitted != NULL && omitted[0] != '\0') {
 		env[ne].name = ENV_OMITTED;
 		env[ne++].value = omitted;
@@ -328,7 +330,8 @@ static enum engine_verdict batch_run(void *ctx, const char *type,
 	struct drain *d = ctx;
 	char cwhy[CHILD_WHY_MAX];
 	struct iovec *segs = calloc(n, sizeof *segs);
-	struct child_env env = {ENV_EVENT_TYPE, type};
+	struct child_env env[] = {{ENV_EVENT_TYPE, type},
+				  {CONFIG_ENV, d->a->cfg.path}};
 	if (segs == NULL) {
 		snprintf(why, ENGINE_WHY_MAX, "out of memory");
 		return ENGINE_FAILED;
@@ -337,7 +340,7 @@ static enum engine_verdict batch_run(void *ctx, const char *type,
 		segs[i].iov_base = (void *)evs[i].out;
 		segs[i].iov_len = evs[i].out_len;
 	}
-	int rc = child_run(d->batch_cmd, segs, n, env_owned, &env, 1,
+	int rc = child_run(d->batch_cmd, segs, n, env_owned, env, 2,
 			   d->timeout_s, cwhy);
 	free(segs);
 	if (rc != 0)

@@ -429,6 +429,14 @@ def case_batch(h):
     eq(r.returncode, 0, 'run 3 exit status')
     eq(read_batches(calls)[4:], [c1 + c2, c3], 'run 3 offered')
     sp.expect_empty()
+    # A batch handler knows its type and the drain's config.
+    seen = os.path.join(sp.dir, 'batch-env')
+    sp.post([('type', 'task.create'), ('task_id', '5')])
+    r = sp.drain('--batch', 'cat >/dev/null; printf "%%s %%s" '
+                 '"$PODIO_EVENT_TYPE" "$PODIO_HOOK_CONFIG" > %s' % seen)
+    eq(r.returncode, 0, 'run 4 exit status')
+    with open(seen) as f:
+        eq(f.read(), 'task.create %s' % sp.ini, 'the batch environment')
 
 
 def case_batch_dead_letters(h):

@@ -205,14 +205,16 @@ def case_exec_environment_namespace(h):
     long_stale = 'PODIO_PARAM_' + 'X' * 300
     env = sp.env(PODIO_PARAM_STALE='from cron', PODIO_EVENT_ID='stale',
                  **{long_stale: 'from cron, a long name'})
-    r = subprocess.run([h.bin, 'drain', '--exec', handler], env=env,
-                       capture_output=True, timeout=60)
+    # The handler gets the drain's own config, whatever cron had set.
+    env['PODIO_HOOK_CONFIG'] = '/nonexistent/other.ini'
+    r = subprocess.run([h.bin, '--config', sp.ini, 'drain', '--exec',
+                        handler], env=env, capture_output=True, timeout=60)
     eq(r.returncode, 0, 'exit status (stderr %r)' % r.stderr[-300:])
     got = read_calls(calls)
     eq(len(got), 1, 'calls')
     stdin, e = got[0]
     eq(stdin, line, 'stdin: the whole line')
-    eq(e.get('PODIO_HOOK_CONFIG'), sp.ini, 'PODIO_HOOK_CONFIG untouched')
+    eq(e.get('PODIO_HOOK_CONFIG'), sp.ini, "PODIO_HOOK_CONFIG: the drain's")
     check('PODIO_HOOK_LIBCURL' not in e, 'PODIO_HOOK_LIBCURL set by data')
     eq(e.get('PATH'), SYS_PATH, 'PATH untouched')
     check('LD_PRELOAD' not in e, 'LD_PRELOAD set by data')
