@@ -526,8 +526,10 @@ int drain_main(struct app *a, int argc, char **argv)
 	int locked = engine_open(&e, a->cfg.spool_dir, &d.opt, &h);
 	if (locked <= 0) {
 		if (locked == 0 && d.verbose)
-			fprintf(stderr, "podio-hook: drain: another drain is "
-					"running; nothing done\n");
+			fprintf(stderr, "podio-hook: drain: %s; nothing done\n",
+				stopping ? "stopped while waiting for another "
+					   "drain's lock"
+					 : "another drain is running");
 		free(d.out);
 		return locked == 0 ? 0 : 1;
 	}

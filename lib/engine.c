@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coalesce.h"
@@ -67,6 +68,9 @@ enum fate {
 	FATE_QUARANTINE, /* not an event: copied to bad/, then done */
 };
 
+/* How often a drain with opt.wait looks whether the lock came free. */
+#define LOCK_POLL_MS 100
+
 /* settle()'s answer when the item must stay and its file stop. */
 #define SETTLE_KEPT 1
 
@@ -121,17 +125,24 @@ static int open_sub(struct engine *e, const char *name, char *path, size_t cap)
 
 /*
  * The drain lock: at once or not at all, or with opt.wait until it is
- * free or a stop is asked for (a signal without SA_RESTART interrupts the
- * wait: EINTR).  0, or -1 with errno.
+ * free or a stop is asked for.  The wait polls (LOCK_NB, then a pause
+ * that a signal cuts short) rather than block in flock: a stop that came
+ * just before a blocking flock would not end it.  0, or -1 with errno
+ * (EINTR: stopped).
  */
 static int take_lock(const struct engine *e)
 {
-	const int op = LOCK_EX | (e->opt.wait ? 0 : LOCK_NB);
+	const struct timespec pause = {0, LOCK_POLL_MS * 1000000L};
 	for (;;) {
-		if (flock(e->lockfd, op) == 0)
-			return 0;
-		if (errno != EINTR || (e->opt.stop != NULL && *e->opt.stop))
+		if (e->opt.stop != NULL && *e->opt.stop) {
+			errno = EINTR;
 			return -1;
+		}
+		if (flock(e->lockfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if ((errno != EWOULDBLOCK && errno != EINTR) || !e->opt.wait)
+			return -1;
+		nanosleep(&pause, NULL);
 	}
 }
 

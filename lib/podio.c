@@ -556,7 +556,20 @@ static void redact(struct podio *p, const char *code)
 	const char *s = p->err;
 	size_t used = 0;
 	size_t n = strlen(code);
-	if (n == 0 || strstr(s, code) == NULL)
+	size_t len = strlen(p->err);
+	int cut = 0;
+	if (n == 0)
+		return;
+	/* A text cut to fit p->err may end in the first bytes of the code. */
+	for (size_t k = n - 1 < len ? n - 1 : len;
+	     len + 1 >= sizeof p->err && k > 0; k--) {
+		if (memcmp(p->err + len - k, code, k) == 0) {
+			p->err[len - k] = '\0';
+			cut = 1;
+			break;
+		}
+	}
+	if (!cut && strstr(s, code) == NULL)
 		return;
 	out[0] = '\0';
 	while (*s != '\0' && used + 1 < sizeof out) {
@@ -564,11 +577,16 @@ static void redact(struct podio *p, const char *code)
 		size_t plain = hit != NULL ? (size_t)(hit - s) : strlen(s);
 		int k = snprintf(out + used, sizeof out - used, "%.*s%s",
 				 (int)plain, s, hit != NULL ? "[code]" : "");
-		if (k < 0 || (size_t)k >= sizeof out - used)
-			break; /* cut where it had to be */
+		if (k < 0 || (size_t)k >= sizeof out - used) {
+			/* Cut where it had to be, never inside a code. */
+			used = strlen(out);
+			break;
+		}
 		used += (size_t)k;
 		s = hit != NULL ? hit + n : s + plain;
 	}
+	if (cut && used + sizeof "[code]" <= sizeof out)
+		memcpy(out + used, "[code]", sizeof "[code]");
 	memcpy(p->err, out, sizeof out);
 }
 

@@ -738,7 +738,8 @@ def t_cli_verify(env):
                       status=204)
 
 
-@case("cli: hook validate right code -> 0; wrong -> 1 with invalid_value")
+@case("cli: hook validate right code -> 0; wrong -> 1 with invalid_value, "
+      "the code itself never on stderr")
 def t_cli_validate(env):
     r = env.cli("hook", "validate", "77", CODE77)
     check_exit(r, 0, "hook validate (right code)")
@@ -756,6 +757,13 @@ def t_cli_validate(env):
                       {"code": CODE77}, 204)
     check_api_request(log[2], "POST", "/hook/77/verify/validate", tok,
                       {"code": WRONG_CODE}, 400)
+    # A code so long that the repeated error text is cut inside it: not
+    # even its first bytes reach stderr.
+    long_code = "L" + "0123456789abcdef" * 40
+    r = env.cli("hook", "validate", "77", long_code)
+    check_exit(r, 1, "hook validate (long wrong code)")
+    check(long_code[:12].encode() not in r.err and b"[code]" in r.err,
+          "the start of the code on stderr: %r" % r.err[-200:])
 
 
 @case("cli: Podio JSON error 404 -> exit 1, one stderr line with not_found")
