@@ -143,6 +143,15 @@ static int cmd_listen(struct app *a, const char *spec)
 			close(fd);
 			return 1;
 		}
+		/* Requests and SIGHUP load it again, as the owner. */
+		if (access(a->cfg.path, R_OK) != 0) {
+			log_error("--listen as root runs as the owner of the "
+				  "spool, who cannot read the config %s: %s "
+				  "(give it that user's group, mode 0640)",
+				  a->cfg.path, strerror(errno));
+			close(fd);
+			return 1;
+		}
 	}
 	return serve_fastcgi(a, fd, spec);
 }

@@ -118,33 +118,49 @@ static void check_entry(struct audit *a, int dirfd, const char *path,
 /*
  * A name like a spool file's with something after it ({type}.jsonl.1,
  * {type}.jsonl-20261127.gz): a copy or a rotation that drain never reads.
- * The length of its type, or 0.
+ * The length of its type (the longest that is one: a type may hold
+ * ".jsonl"), or 0.
  */
 static size_t stray_type(const char *name)
 {
-	const char *p = strstr(name, LAYOUT_SUFFIX);
-	if (name[0] == '.' || p == NULL)
+	size_t found = 0;
+	if (name[0] == '.')
 		return 0;
-	char after = p[sizeof LAYOUT_SUFFIX - 1];
-	size_t n = (size_t)(p - name);
-	return (after == '.' || after == '-') && event_type_wellformed(name, n)
-		   ? n
-		   : 0;
+	for (const char *p = strstr(name, LAYOUT_SUFFIX); p != NULL;
+	     p = strstr(p + 1, LAYOUT_SUFFIX)) {
+		char after = p[sizeof LAYOUT_SUFFIX - 1];
+		size_t n = (size_t)(p - name);
+		if ((after == '.' || after == '-') &&
+		    event_type_wellformed(name, n))
+			found = n;
+	}
+	return found;
 }
 
-static void report_stray(struct audit *a, const char *path, const char *name,
-			 size_t tlen)
+/*
+ * The finding, with the mv that makes the file a work file.  Its claim
+ * stamp is the file's mtime in microseconds, the form drain's own claims
+ * take: work files are drained oldest stamp first, so rotations (.2
+ * older than .1) and earlier claims keep their order.
+ */
+static void report_stray(struct audit *a, int dirfd, const char *path,
+			 const char *name, size_t tlen)
 {
 	char problem[1024];
 	char fix[1024];
+	struct stat st;
+	long long us = 1;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		us = (long long)st.st_mtim.tv_sec * 1000000 +
+		     st.st_mtim.tv_nsec / 1000;
 	snprintf(problem, sizeof problem,
 		 "%s/%s is not a spool file: drain never reads it (spool "
 		 "files must not be rotated, copied or truncated)",
 		 path, name);
 	snprintf(fix, sizeof fix,
-		 "mv %s/%s %s/%.*s" LAYOUT_CLAIM_MARK "1 (uncompressed; "
-		 "another number if taken): drain then takes it",
-		 path, name, path, (int)tlen, name);
+		 "mv %s/%s %s/%.*s" LAYOUT_CLAIM_MARK "%016lld (uncompressed; "
+		 "its mtime in microseconds): drain then takes it",
+		 path, name, path, (int)tlen, name, us);
 	finding(a, problem, fix);
 }
 
@@ -163,7 +179,7 @@ static void check_files(struct audit *a, int dirfd, const char *path, int top)
 		if (layout_parse(e->d_name, type) != LAYOUT_OTHER || progress)
 			check_entry(a, dirfd, path, e->d_name, 0);
 		else if (top && (stray = stray_type(e->d_name)) > 0)
-			report_stray(a, path, e->d_name, stray);
+			report_stray(a, dirfd, path, e->d_name, stray);
 	}
 	closedir(d);
 }

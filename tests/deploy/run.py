@@ -290,6 +290,20 @@ def t_make_run(world):
     finally:
         other.kill()
         other.wait()
+    # Started with the folder spelled one way, stopped with another.
+    world.pid_files.append(pid_file)
+    r = make_run(world, var + '/', port)
+    check(r.returncode == 0, 'make run with %s/: exit %d: %s', var,
+          r.returncode, r.stderr[-400:])
+    pid3 = int(read(pid_file).strip())
+    s = run(['make', '-s', '-C', REPO, 'stop'],
+            env={'PATH': SYS_PATH, 'PODIO_HOOK_VAR': var})
+    check(s.returncode == 0 and 'stopped lighttpd %d' % pid3 in s.stdout,
+          'make stop with %s after make run with %s/: %r', var, var,
+          s.stdout)
+    check(wait_for(lambda: not pid_alive(pid3), 5),
+          'lighttpd %d still runs after make stop', pid3)
+    world.pid_files.remove(pid_file)
 
 
 # --------------------------------------------------------------------------

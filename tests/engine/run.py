@@ -399,29 +399,44 @@ def case_check_reports_root_leftovers(h):
 
 
 def case_check_names_rotated_spool_files(h):
-    """A spool file renamed by a log rotation (or copied aside) is never
-    drained: check names it, with the mv that hands it to drain; done as
-    told, drain hands its events over and check is clean."""
+    """Spool files renamed by a log rotation (or copied aside) are never
+    drained: check names them, each with the mv that makes it a work file
+    stamped with its mtime; done as told, drain hands the events over
+    oldest first (.2 before .1) and check is clean."""
     sp = Spool(h, 'rotated')
-    lines = [sp.post([('type', 'item.create'), ('item_id', str(i))])
-             for i in range(3)]
+    older = [sp.post([('type', 'item.create'), ('item_id', str(i))])
+             for i in range(2)]
+    os.rename(sp.path('item.create.jsonl'), sp.path('item.create.jsonl.2'))
+    newer = [sp.post([('type', 'item.create'), ('item_id', str(i))])
+             for i in range(2, 4)]
     os.rename(sp.path('item.create.jsonl'), sp.path('item.create.jsonl.1'))
+    odd = sp.post([('type', 'x.jsonl'), ('item_id', '9')])
+    os.rename(sp.path('x.jsonl.jsonl'), sp.path('x.jsonl.jsonl.1'))
+    stamps = {'item.create.jsonl.2': 1764200000000001,
+              'item.create.jsonl.1': 1764200000000002,
+              'x.jsonl.jsonl.1': 1764200000000003}
+    for name, us in stamps.items():
+        os.utime(sp.path(name), ns=(us * 1000, us * 1000))
     with open(sp.path('item.create.jsonl-20261127.gz'), 'wb') as f:
         f.write(b'\x1f\x8b')
     r = sp.run(['check'])
     eq(r.returncode, 1, 'check exit status')
     err = stderr_of(r)
-    for name in ('item.create.jsonl.1', 'item.create.jsonl-20261127.gz'):
-        check('%s is not a spool file' % sp.path(name) in err,
-              'check does not name %s: %s', name, err)
-    fix = 'mv %s %s' % (sp.path('item.create.jsonl.1'),
-                        sp.path('item.create.jsonl.claim-1'))
-    check(fix in err, 'check does not suggest %r: %s', fix, err)
+    check('item.create.jsonl-20261127.gz is not a spool file' in err,
+          'check does not name the .gz: %s', err)
+    moves = []
+    for name, us in stamps.items():
+        work = '%s.claim-%016d' % (name[:name.rindex('.jsonl') + 6], us)
+        fix = 'mv %s %s' % (sp.path(name), sp.path(work))
+        check(fix in err, 'check does not suggest %r: %s', fix, err)
+        moves.append((name, work))
     eq(sp.drain().stdout, b'', 'drain before the fix')
-    os.rename(sp.path('item.create.jsonl.1'),
-              sp.path('item.create.jsonl.claim-1'))
+    for name, work in moves:
+        os.rename(sp.path(name), sp.path(work))
     os.unlink(sp.path('item.create.jsonl-20261127.gz'))
-    eq(sp.drain().stdout, b''.join(lines), 'drain after the mv')
+    r = sp.drain()
+    eq(r.stdout, b''.join(older + newer) + odd,
+       'drain after the mv: oldest first')
     r = sp.run(['check'])
     eq(r.returncode, 0, 'check after the fix: %s' % stderr_of(r))
     sp.expect_empty()

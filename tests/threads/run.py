@@ -859,6 +859,20 @@ def t_listen_as_root(world):
           % p.returncode)
     check('--listen as root needs its config' in read_file(log2),
           'no reason given: %s' % read_file(log2))
+    # A config only root can read: the owner could not load it per
+    # request or on SIGHUP, so it says so and exits rather than 500.
+    secret_ini = os.path.join(d, 'root-only.ini')
+    shutil.copy(ini, secret_ini)
+    os.chown(secret_ini, 0, 0)
+    os.chmod(secret_ini, 0o600)
+    log3 = os.path.join(d, 'listen-rootconf.log')
+    p = world.start([world.bin, '--config', secret_ini, '--listen',
+                     '127.0.0.1:%d' % harness.free_port()], log3,
+                    as_run_user=False)
+    check(p.wait(20) == 1, 'with a config only root reads: exit %s, want 1'
+          % p.returncode)
+    check('who cannot read the config %s' % secret_ini in read_file(log3),
+          'no reason given: %s' % read_file(log3))
     return 'spool file %d:%d, process uid %d' % (f.st_uid, f.st_gid, uid)
 
 
@@ -1054,7 +1068,8 @@ CASES = [
     ('listen-lines: --listen logs one line at start and one at the stop, '
      'exit 0 on SIGTERM', t_listen_lines),
     ('listen-as-root: --listen started by root runs as the spool owner (its '
-     'files are the owner\'s); without its config it exits 1 saying why',
+     'files are the owner\'s); without its config, or with one only root '
+     'reads, it exits 1 saying why',
      t_listen_as_root),
     ('sighup-reload: SIGHUP under --listen re-reads the config (logged); a '
      'bad config keeps the one in use and says why', t_sighup_reload),
