@@ -131,6 +131,7 @@ static int cmd_listen(struct app *a, const char *spec)
 			log_error("--listen as root needs its config at the "
 				  "start, to run as the spool's owner");
 			close(fd);
+			app_unload(a);
 			return 1;
 		}
 		/* Still root: a root-owned spool, or one that is missing. */
@@ -141,6 +142,7 @@ static int cmd_listen(struct app *a, const char *spec)
 			    "the start, to run as its owner",
 			    a->cfg.spool_dir);
 			close(fd);
+			app_unload(a);
 			return 1;
 		}
 		/* Requests and SIGHUP load it again, as the owner. */
@@ -150,6 +152,7 @@ static int cmd_listen(struct app *a, const char *spec)
 				  "(give it that user's group, mode 0640)",
 				  a->cfg.path, strerror(errno));
 			close(fd);
+			app_unload(a);
 			return 1;
 		}
 	}
