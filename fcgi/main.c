@@ -117,44 +117,47 @@ static int cmd_check(struct app *a, int argc, char **argv)
  * --listen: binds (as whoever started it), then, started by root, becomes
  * the spool's owner as the commands do, before any thread or request, so
  * that no root-owned file lands in a spool the web user drains.  For
- * that, root needs the config and the spool at the start.
+ * that, root needs the config and the spool at the start.  0 once
+ * running as the spool's owner, or -1 after saying why.
  */
-static int cmd_listen(struct app *a, const char *spec)
+static int listen_as_owner(struct app *a)
 {
 	struct stat st;
+	a->command = 1;
+	if (app_load(a) != 0) {
+		log_error("--listen as root needs its config at the start, to "
+			  "run as the spool's owner");
+		return -1;
+	}
+	/* Still root: a root-owned spool, or one that is missing. */
+	if (geteuid() == 0 &&
+	    (stat(a->cfg.spool_dir, &st) != 0 || st.st_uid != 0)) {
+		log_error("--listen as root: the spool %s must exist at the "
+			  "start, to run as its owner",
+			  a->cfg.spool_dir);
+		return -1;
+	}
+	/* Requests and SIGHUP load it again, as the owner. */
+	if (access(a->cfg.path, R_OK) != 0) {
+		log_error(
+		    "--listen as root runs as the owner of the spool, who "
+		    "cannot read the config %s: %s (give it that user's "
+		    "group, mode 0640)",
+		    a->cfg.path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_listen(struct app *a, const char *spec)
+{
 	int fd = serve_listen(spec);
 	if (fd < 0)
 		return 1;
-	if (geteuid() == 0) {
-		a->command = 1;
-		if (app_load(a) != 0) {
-			log_error("--listen as root needs its config at the "
-				  "start, to run as the spool's owner");
-			close(fd);
-			app_unload(a);
-			return 1;
-		}
-		/* Still root: a root-owned spool, or one that is missing. */
-		if (geteuid() == 0 &&
-		    (stat(a->cfg.spool_dir, &st) != 0 || st.st_uid != 0)) {
-			log_error(
-			    "--listen as root: the spool %s must exist at "
-			    "the start, to run as its owner",
-			    a->cfg.spool_dir);
-			close(fd);
-			app_unload(a);
-			return 1;
-		}
-		/* Requests and SIGHUP load it again, as the owner. */
-		if (access(a->cfg.path, R_OK) != 0) {
-			log_error("--listen as root runs as the owner of the "
-				  "spool, who cannot read the config %s: %s "
-				  "(give it that user's group, mode 0640)",
-				  a->cfg.path, strerror(errno));
-			close(fd);
-			app_unload(a);
-			return 1;
-		}
+	if (geteuid() == 0 && listen_as_owner(a) != 0) {
+		close(fd);
+		app_unload(a);
+		return 1;
 	}
 	return serve_fastcgi(a, fd, spec);
 }

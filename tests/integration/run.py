@@ -1419,40 +1419,9 @@ class Harness:
                 % (inst.hook_path, inst.port, FORM, size)).encode()
         first = (form(ITEM) + '&pad=').encode()
         first += b'x' * (64 * 1024 - len(first))
-        before = self.snapshot(inst.spool)
-        mark = inst.log_mark()
-        problems = []
-        raw = b''
-        with socket.create_connection(('127.0.0.1', inst.port), 10) as c:
-            try:
-                c.sendall(head + first)
-            except OSError:
-                pass    # the server may close before taking it all
-            c.settimeout(20)
-            try:
-                while True:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
-            except socket.timeout:
-                problems.append('no answer within 20 s after the first '
-                                '64 KiB: the server waits for the body')
-            except OSError as e:
-                if not raw:
-                    problems.append('connection: %s' % e)
-        status = raw.split(b'\r\n', 1)[0]
-        if not status.startswith(b'HTTP/1.1 413 '):
-            problems.append('answer %r, want HTTP/1.1 413' % raw[:400])
-        after = self.snapshot(inst.spool)
-        if before != after:
-            problems.append('spool changed: %s' % '; '.join(
-                self.diff_snapshots(before, after)))
-        if problems:
-            self.fail(inst.setup, name, problems[0], problems[1:], inst=inst,
-                      log_mark=mark)
-        else:
-            self.ok(inst.setup, name)
+        self.raw_refusal(inst, name, head + first, 413,
+                         'no answer within 20 s after the first 64 KiB: '
+                         'the server waits for the body')
 
     def chunked_body(self, inst):
         """A chunked POST of 256 KiB (no Content-Length to refuse it by):
@@ -1473,13 +1442,23 @@ class Harness:
         chunks = b''.join(b'%x\r\n%s\r\n' % (len(body[i:i + 8192]),
                                               body[i:i + 8192])
                           for i in range(0, len(body), 8192)) + b'0\r\n\r\n'
+        # mod_proxy_fcgi passes a chunked body on without a length, which
+        # podio-hook refuses itself: 411 Length Required.
+        want = 411 if inst.setup == 'apache-proxy-fcgi' else 413
+        self.raw_refusal(inst, name, head + chunks, want,
+                         'no answer within 20 s')
+
+    def raw_refusal(self, inst, name, request, want, silent_why):
+        """Sends request (raw HTTP bytes) and reads the answer until the
+        server closes: it must be HTTP/1.1 <want> and leave the spool as it
+        was.  silent_why: the problem when no answer comes within 20 s."""
         before = self.snapshot(inst.spool)
         mark = inst.log_mark()
         problems = []
         raw = b''
         with socket.create_connection(('127.0.0.1', inst.port), 10) as c:
             try:
-                c.sendall(head + chunks)
+                c.sendall(request)
             except OSError:
                 pass    # the server may close before taking it all
             c.settimeout(20)
@@ -1490,14 +1469,11 @@ class Harness:
                         break
                     raw += got
             except socket.timeout:
-                problems.append('no answer within 20 s')
+                problems.append(silent_why)
             except OSError as e:
                 if not raw:
                     problems.append('connection: %s' % e)
         status = raw.split(b'\r\n', 1)[0]
-        # mod_proxy_fcgi passes a chunked body on without a length, which
-        # podio-hook refuses itself: 411 Length Required.
-        want = 411 if inst.setup == 'apache-proxy-fcgi' else 413
         if not status.startswith(b'HTTP/1.1 %d ' % want):
             problems.append('answer %r, want HTTP/1.1 %d' % (raw[:400], want))
         after = self.snapshot(inst.spool)

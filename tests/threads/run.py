@@ -849,30 +849,28 @@ def t_listen_as_root(world):
           % (ids.groups() if ids else None, uid))
     os.kill(p.pid, signal.SIGTERM)
     check(p.wait(20) == 0, 'exit status after SIGTERM')
+
+    def refused(config, what, reason):
+        """root's --listen with config exits 1, reason in its log."""
+        log = os.path.join(d, 'listen-%s.log' % what.replace(' ', '-'))
+        q = world.start([world.bin, '--config', config, '--listen',
+                         '127.0.0.1:%d' % harness.free_port()], log,
+                        as_run_user=False)
+        check(q.wait(20) == 1, '%s: exit %s, want 1' % (what, q.returncode))
+        check(reason in read_file(log), '%s: no reason given: %s'
+              % (what, read_file(log)))
+
     # Root without its config (or spool) cannot know whom to become.
-    gone = os.path.join(d, 'missing.ini')
-    log2 = os.path.join(d, 'listen-noconf.log')
-    p = world.start([world.bin, '--config', gone, '--listen',
-                     '127.0.0.1:%d' % harness.free_port()], log2,
-                    as_run_user=False)
-    check(p.wait(20) == 1, 'without its config: exit %s, want 1'
-          % p.returncode)
-    check('--listen as root needs its config' in read_file(log2),
-          'no reason given: %s' % read_file(log2))
+    refused(os.path.join(d, 'missing.ini'), 'without its config',
+            '--listen as root needs its config')
     # A config only root can read: the owner could not load it per
     # request or on SIGHUP, so it says so and exits rather than 500.
     secret_ini = os.path.join(d, 'root-only.ini')
     shutil.copy(ini, secret_ini)
     os.chown(secret_ini, 0, 0)
     os.chmod(secret_ini, 0o600)
-    log3 = os.path.join(d, 'listen-rootconf.log')
-    p = world.start([world.bin, '--config', secret_ini, '--listen',
-                     '127.0.0.1:%d' % harness.free_port()], log3,
-                    as_run_user=False)
-    check(p.wait(20) == 1, 'with a config only root reads: exit %s, want 1'
-          % p.returncode)
-    check('who cannot read the config %s' % secret_ini in read_file(log3),
-          'no reason given: %s' % read_file(log3))
+    refused(secret_ini, 'with a config only root reads',
+            'who cannot read the config %s' % secret_ini)
     return 'spool file %d:%d, process uid %d' % (f.st_uid, f.st_gid, uid)
 
 
